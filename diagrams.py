@@ -1,0 +1,171 @@
+"""
+Drawing attention diagrams fast, from plain NumPy arrays (no TensorFlow here).
+
+A diagram is the same picture CS50's straightforward renderer draws, built
+differently:
+- the label margins depend only on the tokens, so `label_canvas` draws them once
+  per sentence (exactly as the straightforward renderer does) and every head
+  reuses a copy;
+- the grid is one gray pixel per cell, scaled up with NEAREST (`grid_image`)
+  instead of one rectangle per cell;
+- images are 8-bit grayscale ("L"), a third of RGB's bytes, and PNG encoding runs
+  on a thread pool inside `writing_to(...)` (zlib releases the GIL).
+"""
+
+import contextlib
+import functools
+import math
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+import outputs
+
+# zlib level for the diagrams: 1 is several times faster than the default 6 on these flat images
+PNG_COMPRESS_LEVEL = 1
+
+# The writer of the enclosing `writing_to` block (None: write synchronously to the current directory)
+_writer = None
+
+
+def gray_level(score):
+    """round(score * 255) for a score clipped to [0, 1]; NaN gives 0 (black)."""
+    if math.isnan(score):
+        return 0
+    return round(min(max(score, 0.0), 1.0) * 255)
+
+
+def gray_levels(scores):
+    """gray_level for a whole array at once: uint8, same shape (rint rounds half to even, as round())."""
+    scores = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0, posinf=1.0, neginf=0.0)
+    return np.rint(np.clip(scores, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=4)
+def label_canvas(tokens, font, grid_size, margin):
+    """
+    The black square with the token labels and an empty grid, as an "L" image.
+
+    Drawn as CS50's renderer draws it (a transparent full-size layer per column
+    label, rotated 90 degrees and pasted through its own alpha), so the labels
+    match it pixel for pixel; cached, so a sentence pays for it once.
+    """
+    size = grid_size * len(tokens) + margin
+    image = Image.new("RGBA", (size, size), "black")
+    draw = ImageDraw.Draw(image)
+    for i, token in enumerate(tokens):
+        # Column label: drawn horizontally at the right edge, then rotated into the top margin
+        token_image = Image.new("RGBA", (size, size), (0, 0, 0, 0))
+        ImageDraw.Draw(token_image).text((size - margin, margin + i * grid_size), token, fill="white", font=font)
+        token_image = token_image.rotate(90)
+        image.paste(token_image, mask=token_image)
+        # Row label: right-aligned against the grid
+        _, _, width, _ = draw.textbbox((0, 0), token, font=font)
+        draw.text((margin - width, margin + i * grid_size), token, fill="white", font=font)
+    # White text on black: every channel is the same, so "L" loses nothing
+    return image.convert("L")
+
+
+def grid_image(attention_weights, grid_size):
+    """The (seq, seq) attention matrix as an "L" image, each cell a grid_size square."""
+    levels = gray_levels(attention_weights)
+    n_rows, n_cols = levels.shape
+    return Image.fromarray(levels, "L").resize((n_cols * grid_size, n_rows * grid_size), Image.NEAREST)
+
+
+def save_png(image, filename):
+    """Save through the enclosing `writing_to` block, or now into the current directory."""
+    if _writer is None:
+        _save_atomically(image, filename)
+    else:
+        _writer.submit(image, filename)
+
+
+@contextlib.contextmanager
+def writing_to(directory, workers=None):
+    """
+    Inside this block, `save_png` writes into `directory` on a thread pool; the
+    block ends when every file is in place, and re-raises the first write error.
+    """
+    global _writer
+    previous = _writer
+    _writer = _ParallelWriter(directory, workers or min(4, os.cpu_count() or 1))
+    try:
+        yield
+    finally:
+        writer, _writer = _writer, previous
+        writer.close()
+
+
+class _ParallelWriter:
+    def __init__(self, directory, workers):
+        self.directory = directory
+        self.pool = ThreadPoolExecutor(max_workers=workers)
+        self.futures = []
+
+    def submit(self, image, filename):
+        path = os.path.join(self.directory, filename)
+        self.futures.append(self.pool.submit(_save_atomically, image, path))
+
+    def close(self):
+        try:
+            for future in self.futures:
+                future.result()  # the first failure (disk full, read-only) propagates
+        finally:
+            for future in self.futures:
+                future.cancel()
+            self.pool.shutdown(wait=True)
+
+
+def _save_atomically(image, path):
+    with outputs.atomic_file(path) as file:
+        image.save(file, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
+
+
+def overview_image(attentions, font, legend_font=None):
+    """
+    Every head at a glance: a grid of thumbnails, row = layer, column = head
+    (numbered from 1, as in the file names), with a gray-scale legend.
+
+    attentions: (layers, heads, seq, seq) float array. Returns an "L" image.
+    """
+    layers, heads, n, _ = attentions.shape
+    scale = max(2, 96 // n)  # pixels per token: ~96 px thumbnails, still >= 2 px a cell for 40+ tokens
+    thumb = n * scale
+    gap = 8
+    left, top = 110, 60
+    legend_height = 70
+    width = left + heads * (thumb + gap)
+    height = top + layers * (thumb + gap) + legend_height
+    image = Image.new("L", (width, height), 0)
+    draw = ImageDraw.Draw(image)
+    legend_font = legend_font or font
+    levels = gray_levels(attentions)
+    for k in range(heads):
+        x = left + k * (thumb + gap)
+        draw.text((x + thumb // 2, top - 8), f"H{k + 1}", fill=255, font=font, anchor="ms")
+    for i in range(layers):
+        y = top + i * (thumb + gap)
+        draw.text((left - 12, y + thumb // 2), f"L{i + 1}", fill=255, font=font, anchor="rm")
+        for k in range(heads):
+            x = left + k * (thumb + gap)
+            cells = Image.fromarray(levels[i, k], "L").resize((thumb, thumb), Image.NEAREST)
+            image.paste(cells, (x, y))
+            draw.rectangle((x - 1, y - 1, x + thumb, y + thumb), outline=90)
+    # Legend: a 0..1 gradient
+    y = height - legend_height + 16
+    bar_width = min(400, width - left - 80)
+    ramp = np.tile(np.linspace(0, 255, bar_width).round().astype(np.uint8), (18, 1))
+    image.paste(Image.fromarray(ramp, "L"), (left, y))
+    draw.rectangle((left - 1, y - 1, left + bar_width, y + 18), outline=128)
+    draw.text((left - 12, y + 9), "0", fill=255, font=legend_font, anchor="rm")
+    draw.text((left + bar_width + 12, y + 9), "1", fill=255, font=legend_font, anchor="lm")
+    draw.text((left, y + 24), "attention (row = layer, column = head; lighter = more)", fill=200, font=legend_font)
+    return image
+
+
+def printable(token):
+    """A label Pillow can always draw: control and other invisible characters become U+FFFD."""
+    return "".join(ch if ch.isprintable() else "\ufffd" for ch in token) or "\ufffd"

