@@ -75,6 +75,7 @@ def main(argv=None):
     parser.add_argument("--save", metavar="FILE.npz",
                         help="save tokens, attentions, fill-ins and pattern scores (numpy.load reads it)")
     parser.add_argument("--no-html", action="store_true", help="don't write attention.html")
+    parser.error = lambda message: _fail(f"mask.py: {message} (see --help)", 2)  # one line, not usage + error
     args = parser.parse_args(argv)
 
     try:
