@@ -170,11 +170,12 @@ def generate_diagram(layer_number, head_number, tokens, attention_weights):
     The file goes to the current directory, or to the directory of an enclosing
     `diagrams.writing_to(...)` block (which also encodes the PNGs in parallel).
     """
-    # The label margins depend only on the tokens: drawn once per sentence, reused for every head
-    image = diagrams.label_canvas(tuple(tokens), FONT, GRID_SIZE, PIXELS_PER_WORD).copy()
-    # The grid: one gray pixel per cell, scaled up to GRID_SIZE x GRID_SIZE blocks
-    image.paste(diagrams.grid_image(attention_weights, GRID_SIZE), (PIXELS_PER_WORD, PIXELS_PER_WORD))
-    diagrams.save_png(image, f"Attention_Layer{layer_number}_Head{head_number}.png")
+    # pixels: (side, side) gray levels. The label margins depend only on the tokens,
+    # so they are drawn once per sentence and every head starts from a copy
+    pixels = diagrams.label_canvas(tuple(tokens), FONT, GRID_SIZE, PIXELS_PER_WORD).copy()
+    # The grid: cell (i, j) is a GRID_SIZE x GRID_SIZE block of the gray of attention_weights[i][j]
+    pixels[PIXELS_PER_WORD:, PIXELS_PER_WORD:] = diagrams.grid_pixels(attention_weights, GRID_SIZE)
+    diagrams.save_png(pixels, f"Attention_Layer{layer_number}_Head{head_number}.png")
 
 
 def get_mask_token_indices(mask_token_id, inputs):

@@ -20,8 +20,9 @@ def atomic_file(path, mode="wb"):
     directory = os.path.dirname(os.path.abspath(path))
     handle, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".part")
     try:
-        with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as file:
+        with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as file:
             yield file
+        os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
         os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -66,3 +67,9 @@ def save_npz(path, *, text, model, tokens, attentions, predictions, patterns):
     }
     with atomic_file(path) as file:
         np.savez_compressed(file, **arrays)
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
