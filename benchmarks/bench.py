@@ -1,0 +1,149 @@
+"""
+Benchmark: our renderer and whole run against the straightforward CS50 program.
+
+    .venv/bin/python benchmarks/bench.py            # bert-base-shaped checkpoint, 3 rounds (~3 min)
+    .venv/bin/python benchmarks/bench.py --quick    # small checkpoint, 1 round (a smoke test)
+
+It builds a checkpoint locally (random weights: timing needs shapes, not
+knowledge), then, alternating the two programs round by round so that machine
+load hits both alike:
+1. draws every head's diagram for one sentence with the straightforward renderer
+   (benchmarks/reference_renderer.py) and with ours, in this process;
+2. runs the whole straightforward program (benchmarks/straightforward_mask.py)
+   and `mask.py` as subprocesses on the same sentence and checkpoint, recording
+   wall time and peak memory (max RSS) of each;
+3. times `mask.py --help`.
+It prints medians and ratios. Nothing here asserts a time: the figures are for
+people to read (README's "Performance" section quotes them).
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path[:0] = [ROOT, HERE, os.path.join(ROOT, "tests")]
+
+SENTENCE = "The turtle slowly moved across the [MASK] of it."  # 12 tokens with [CLS], "." and [SEP]
+
+
+def main():
+    import models
+
+    models.import_transformers()  # quiet TensorFlow and transformers, as mask.py does
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small checkpoint, one round")
+    parser.add_argument("--rounds", type=int, help="rounds of each measurement (default 3, or 1 with --quick)")
+    parser.add_argument("--model-dir", help="use this checkpoint instead of building one")
+    args = parser.parse_args()
+    rounds = args.rounds or (1 if args.quick else 3)
+
+    with tempfile.TemporaryDirectory() as scratch:
+        model_dir = args.model_dir or build_checkpoint(os.path.join(scratch, "model"), args.quick)
+        tokens, attentions = real_attentions(model_dir)
+        print(f"checkpoint: {model_dir}")
+        print(f"sentence: {SENTENCE!r}: {len(tokens)} tokens, {len(attentions)} layers x {attentions[0].shape[1]} heads")
+        print(f"rounds: {rounds} (medians shown), {os.cpu_count()} CPUs\n")
+
+        reference, fast = compare_renderers(tokens, attentions, rounds, scratch)
+        print("Drawing every head's diagram (in-process)")
+        print(f"  straightforward renderer  {reference:7.3f} s")
+        print(f"  ours                      {fast:7.3f} s   ({reference / fast:.1f}x faster)\n")
+
+        runs = compare_whole_runs(model_dir, rounds, scratch)
+        (base_time, base_memory), (our_time, our_memory) = runs
+        print("Whole run: python ... (load, predict, draw)")
+        print(f"  straightforward program   {base_time:7.2f} s   peak {base_memory / 2**20:7.0f} MiB")
+        print(
+            f"  mask.py                   {our_time:7.2f} s   peak {our_memory / 2**20:7.0f} MiB"
+            f"   ({our_time / base_time:.2f} of the time, {our_memory / base_memory:.2f} of the memory)\n"
+        )
+
+        help_time = statistics.median(timed_process([sys.executable, os.path.join(ROOT, "mask.py"), "--help"])[0]
+                                      for _ in range(rounds))
+        print(f"Start-up: mask.py --help    {help_time:7.2f} s")
+
+
+def build_checkpoint(path, quick):
+    from tiny_bert import build_bert_dir
+
+    shape = dict(layers=2, heads=4, hidden=64, intermediate=128) if quick else dict(
+        layers=12, heads=12, hidden=768, intermediate=3072, vocab_size=30522)
+    print("building a checkpoint:", shape, file=sys.stderr)
+    return build_bert_dir(path, max_positions=512, **shape)
+
+
+def real_attentions(model_dir):
+    """The model's own attentions for SENTENCE: tokens and a tuple of (1, heads, n, n) tensors."""
+    from transformers import AutoTokenizer, TFBertForMaskedLM
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = TFBertForMaskedLM.from_pretrained(model_dir)
+    inputs = tokenizer(SENTENCE, return_tensors="tf")
+    return inputs.tokens(), model(**inputs, output_attentions=True).attentions
+
+
+def compare_renderers(tokens, attentions, rounds, scratch):
+    import diagrams
+    import mask
+    import reference_renderer
+
+    reference_times, fast_times = [], []
+    for round_number in range(rounds):
+        out = tempfile.mkdtemp(dir=scratch)
+        start = time.perf_counter()
+        reference_renderer.visualize_attentions(tokens, attentions, out)
+        reference_times.append(time.perf_counter() - start)
+
+        out = tempfile.mkdtemp(dir=scratch)
+        diagrams.label_canvas.cache_clear()  # each round pays for its labels, as a new sentence would
+        start = time.perf_counter()
+        # as mask.py does: the model's tensors become one NumPy array, then drawing
+        import numpy as np
+
+        stacked = np.stack([layer.numpy() for layer in attentions])
+        with diagrams.writing_to(out):
+            mask.visualize_attentions(tokens, stacked)
+        fast_times.append(time.perf_counter() - start)
+    return statistics.median(reference_times), statistics.median(fast_times)
+
+
+def compare_whole_runs(model_dir, rounds, scratch):
+    python = sys.executable
+    programs = [
+        ([python, os.path.join(HERE, "straightforward_mask.py"), model_dir, "OUT"], SENTENCE + "\n"),
+        ([python, os.path.join(ROOT, "mask.py"), "--model", model_dir, "--output-dir", "OUT"], SENTENCE + "\n"),
+    ]
+    results = [[], []]
+    for _ in range(rounds):
+        for index, (command, stdin) in enumerate(programs):
+            out = tempfile.mkdtemp(dir=scratch)
+            results[index].append(timed_process([out if part == "OUT" else part for part in command], stdin))
+    return [
+        (statistics.median(t for t, _ in runs), max(m for _, m in runs))
+        for runs in results
+    ]
+
+
+def timed_process(command, stdin=""):
+    """Run a command; returns (wall seconds, peak resident memory in bytes)."""
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process.stdin.write(stdin.encode())
+    process.stdin.close()
+    stderr = process.stderr.read()
+    _, status, usage = os.wait4(process.pid, 0)
+    elapsed = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        sys.exit(f"{command[1]} failed:\n{stderr.decode(errors='replace')}")
+    return elapsed, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+
+
+if __name__ == "__main__":
+    main()
