@@ -172,11 +172,12 @@ def overview_image(attentions, font, legend_font=None):
     gap = 8
     left, top = 110, 60
     legend_height = 70
-    width = left + heads * (thumb + gap)
+    legend_font = legend_font or font
+    caption = "rows: layers, columns: heads; in each, row = attending token, column = attended-to; lighter = more"
+    width = max(left + heads * (thumb + gap), left + int(legend_font.getlength(caption)) + 20)
     height = top + layers * (thumb + gap) + legend_height
     image = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(image)
-    legend_font = legend_font or font
     levels = gray_levels(attentions)
     for k in range(heads):
         x = left + k * (thumb + gap)
@@ -191,13 +192,13 @@ def overview_image(attentions, font, legend_font=None):
             draw.rectangle((x - 1, y - 1, x + thumb, y + thumb), outline=90)
     # Legend: a 0..1 gradient
     y = height - legend_height + 16
-    bar_width = min(400, width - left - 80)
+    bar_width = 400
     ramp = np.tile(np.linspace(0, 255, bar_width).round().astype(np.uint8), (18, 1))
     image.paste(Image.fromarray(ramp, "L"), (left, y))
     draw.rectangle((left - 1, y - 1, left + bar_width, y + 18), outline=128)
     draw.text((left - 12, y + 9), "0", fill=255, font=legend_font, anchor="rm")
     draw.text((left + bar_width + 12, y + 9), "1", fill=255, font=legend_font, anchor="lm")
-    draw.text((left, y + 24), "attention (row = layer, column = head; lighter = more)", fill=200, font=legend_font)
+    draw.text((left, y + 24), caption, fill=200, font=legend_font)
     return image
 
 

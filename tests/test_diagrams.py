@@ -94,4 +94,4 @@ def test_overview_for_a_long_sentence_stays_readable():
     attentions = random_attentions(12, 12, 40)[:, 0]
     image = diagrams.overview_image(attentions, mask.ImageFont.truetype(mask.FONT.path, 20))
     width, height = image.size
-    assert 1000 < width < 1400 and 1000 < height < 1500  # 12 x 12 thumbnails of 80 px, 2 px a cell
+    assert 1000 < width < 1400 and 1000 < height < 1500, image.size  # 12 x 12 thumbnails of 80 px, 2 px a cell
