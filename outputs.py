@@ -18,15 +18,22 @@ import numpy as np
 def atomic_file(path, mode="wb"):
     """Open a temporary file next to `path`; on success rename it to `path`, on failure remove it."""
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".part")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".part")
+    except OSError as error:  # missing, read-only or full directory: name it, not our temporary name
+        if error.errno is not None:
+            error.filename = directory
+        raise
     try:
         with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as file:
             yield file
         os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; outputs get the usual mode
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(OSError):
             os.remove(temporary)
+        if isinstance(error, OSError) and error.errno is not None and error.filename in (None, temporary):
+            error.filename, error.filename2 = path, None  # disk full while writing: name the user's file
         raise
 
 
