@@ -46,6 +46,9 @@ GRID_SIZE = 40
 # Width of the label margins (left and top), in pixels
 PIXELS_PER_WORD = 200
 
+# Longest text, in tokens, drawn head by head (a diagram is GRID_SIZE pixels a token wide)
+MAX_DIAGRAM_TOKENS = 128
+
 
 def main(argv=None):
     """Read a sentence, print the top-K fill-ins for its mask, draw every head's attention."""
@@ -84,7 +87,7 @@ def main(argv=None):
         # Tokenize input; the mask is checked before the (slow) model is loaded
         source = models.locate(args.model or MODEL, fallback_to_bundled=args.model is None, notice=_notice)
         tokenizer = models.load_tokenizer(source)
-        text = _normalize_mask(text, tokenizer)
+        typed, text = text, _normalize_mask(text, tokenizer)
         inputs = tokenizer(text, return_tensors="np")
         _check_length(inputs, source)
         mask_positions = get_mask_token_indices(tokenizer.mask_token_id, inputs)
@@ -93,6 +96,8 @@ def main(argv=None):
         if source.has_mlm_head and not mask_positions:
             raise models.UserError(f"Input must include mask token {tokenizer.mask_token}.")
         _prepare_output_dir(args.output_dir)
+        if text != typed:  # said only once the text is known to be usable: errors stay one line
+            _notice(f"Note: reading [mask] as {tokenizer.mask_token}.")
 
         # Use model to process input
         model = models.load_model(source)
@@ -204,10 +209,7 @@ def _normalize_mask(text, tokenizer):
     if any("\ud800" <= ch <= "\udfff" for ch in text):  # undecodable bytes in argv or stdin (surrogateescape)
         raise models.UserError("Text is not valid UTF-8: check the terminal's encoding.")
     if mask == "[MASK]":
-        normalized = re.sub(r"\[mask\]", mask, text, flags=re.IGNORECASE)
-        if normalized != text:
-            _notice(f"Note: reading [mask] as {mask}.")
-            text = normalized
+        text = re.sub(r"\[mask\]", mask, text, flags=re.IGNORECASE)
     return text
 
 
@@ -254,13 +256,21 @@ def _write_outputs(args, text, source, tokenizer, tokens, attentions, prediction
         print("\n".join(patterns.format_top_heads(patterns.top_heads(scores))))
 
     output_dir = args.output_dir
+    legible = len(tokens) <= MAX_DIAGRAM_TOKENS
+    if not legible:
+        _notice(
+            f"Note: {len(tokens)} tokens are more than the {MAX_DIAGRAM_TOKENS} that per-head diagrams and "
+            "the viewer show legibly; writing only the overview. Use a shorter text or --words."
+        )
     with diagrams.writing_to(output_dir):
-        visualize_attentions(tokens, attentions)
+        if legible:
+            visualize_attentions(tokens, attentions)
         overview = diagrams.overview_image(heads, ImageFont.truetype(FONT.path, 20))
         diagrams.save_png(overview, "Attention_Overview.png")
-    written = [f"{heads.shape[0] * heads.shape[1]} diagrams", "Attention_Overview.png"]
+    written = [f"{heads.shape[0] * heads.shape[1]} diagrams"] if legible else []
+    written.append("Attention_Overview.png")
 
-    if not args.no_html:
+    if legible and not args.no_html:
         import viewer
 
         viewer.write_viewer(

@@ -22,10 +22,14 @@ TOKEN_LISTS = [
     ["[CLS]", "a", "[SEP]"],
     ["[CLS]", "antidisestablishmentarianism", "##ly", "ü", "東", "😀", "[MASK]", "[SEP]"],
     ["x"],
+    ["[CLS]", "gjpqy", "(|)", "ÅÉÎ", "[SEP]", "jumpy"],  # descenders and accents, one at the clipped bottom edge
+    [" ", "", "\ufffd", "a" * 30, "W" * 12],  # empty, blank, too wide for the margin
 ]
 
 
-@pytest.mark.parametrize("tokens", TOKEN_LISTS, ids=["sentence", "short", "odd-labels", "one-token"])
+@pytest.mark.parametrize(
+    "tokens", TOKEN_LISTS, ids=["sentence", "short", "odd-labels", "one-token", "descenders", "blank-and-wide"]
+)
 def test_fast_renderer_matches_reference_pixel_for_pixel(tokens, tmp_path):
     attentions = random_attentions(2, 3, len(tokens), seed=len(tokens))
     (tmp_path / "ref").mkdir()
@@ -75,7 +79,7 @@ def test_overview_shows_every_head_in_its_place():
     font = mask.ImageFont.truetype(mask.FONT.path, 20)
     image = diagrams.overview_image(attentions, font)
     pixels = np.asarray(image)
-    scale = max(2, 96 // n)
+    scale = max(1, 96 // n)
     thumb, gap, left, top = n * scale, 8, 110, 60
 
     def thumbnail(layer, head):  # 1-based, as the labels read

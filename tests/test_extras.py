@@ -156,3 +156,17 @@ def test_encoder_only_checkpoint_draws_attention_with_one_notice(run_main, tiny_
     notes = [line for line in run.stderr.splitlines() if "no masked-LM head" in line]
     assert len(notes) == 1
     assert len([n for n in os.listdir(tmp_path) if n.startswith("Attention_Layer")]) == 4
+
+
+def test_text_too_long_to_draw_gets_the_overview_only(run_main, tmp_path):
+    """Past MAX_DIAGRAM_TOKENS, per-head diagrams would be thousands of pixels wide: overview only, announced."""
+    import mask
+    from tiny_bert import build_bert_dir
+
+    model_dir = build_bert_dir(str(tmp_path / "m"), max_positions=256)
+    text = "the cat sat on the mat " * 25 + "[MASK]."  # 153 tokens
+    run = run_main([text, "--model", model_dir, "--output-dir", str(tmp_path / "out")])
+    assert run.status == 0, run
+    assert len(run.stdout.splitlines()) == 3
+    assert sorted(os.listdir(tmp_path / "out")) == ["Attention_Overview.png"]
+    assert f"more than the {mask.MAX_DIAGRAM_TOKENS}" in run.stderr and "Traceback" not in run.stderr
