@@ -49,22 +49,22 @@ class Run:
 
 
 @pytest.fixture
-def run_main(monkeypatch):
+def run_main():
     """Call mask.main(argv) in-process; returns its exit status, stdout and stderr."""
     import mask
 
     def run(argv, stdin=""):
         stdout, stderr = io.StringIO(), io.StringIO()
-        monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
-        monkeypatch.setattr(sys, "stdout", stdout)
-        monkeypatch.setattr(sys, "stderr", stderr)
         status = 0
-        try:
-            mask.main(argv)
-        except SystemExit as exit:
-            status = exit.code
-        finally:
-            monkeypatch.undo()
+        # A patch context of its own: undoing it must not undo the test's chdir or environment
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sys, "stdin", io.StringIO(stdin))
+            patch.setattr(sys, "stdout", stdout)
+            patch.setattr(sys, "stderr", stderr)
+            try:
+                mask.main(argv)
+            except SystemExit as exit:
+                status = exit.code
         return Run(status, stdout.getvalue(), stderr.getvalue())
 
     return run
