@@ -135,10 +135,8 @@ def get_mask_token_index(mask_token_id, inputs):
     `inputs` may be a BatchEncoding or a dict whose "input_ids" (shape (1, n)) is a
     TensorFlow tensor, a NumPy array or a nested list.
     """
-    for index, token_id in enumerate(_as_id_list(inputs["input_ids"][0])):
-        if token_id == mask_token_id:
-            return index
-    return None
+    positions = get_mask_token_indices(mask_token_id, inputs)
+    return positions[0] if positions else None
 
 
 def get_color_for_attention_score(attention_score):

