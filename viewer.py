@@ -206,53 +206,22 @@ def _read_template() -> str:
     return template
 
 
-def render_viewer_html(
-    *,
-    text: str,
-    tokens: Sequence[str],
-    attentions: Any,
-    predictions: Iterable[Mapping[str, Any]] | None = None,
-    patterns: Mapping[str, Sequence[Sequence[Any]]] | None = None,
-    model_name: str = "",
-) -> str:
-    """Return the complete self-contained viewer page as a string."""
-    payload = build_payload(
-        text=text,
-        tokens=tokens,
-        attentions=attentions,
-        predictions=predictions,
-        patterns=patterns,
-        model_name=model_name,
-    )
+def render_viewer_html(**fields: Any) -> str:
+    """Return the complete self-contained viewer page as a string (fields as for build_payload)."""
+    payload = build_payload(**fields)
     # str.replace with count=1 does not rescan the inserted text, so data that
     # happens to contain the placeholder string is harmless.
     return _read_template().replace(_PLACEHOLDER, embed_json(payload), 1)
 
 
-def write_viewer(
-    path: str | os.PathLike[str],
-    *,
-    text: str,
-    tokens: Sequence[str],
-    attentions: Any,
-    predictions: Iterable[Mapping[str, Any]] | None = None,
-    patterns: Mapping[str, Sequence[Sequence[Any]]] | None = None,
-    model_name: str = "",
-) -> Path:
+def write_viewer(path: str | os.PathLike[str], **fields: Any) -> Path:
     """Write the viewer page to ``path`` atomically and return the path.
 
     The page is written to a temporary file in the same directory and then
     renamed over ``path`` (outputs.atomic_file), so a reader never sees a half
     written file; the temporary file is removed if anything fails.
     """
-    html = render_viewer_html(
-        text=text,
-        tokens=tokens,
-        attentions=attentions,
-        predictions=predictions,
-        patterns=patterns,
-        model_name=model_name,
-    )
+    html = render_viewer_html(**fields)
     target = Path(path)
     with outputs.atomic_file(target, "w") as file:
         file.write(html)

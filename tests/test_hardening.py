@@ -323,20 +323,26 @@ def test_full_disk_is_one_line_and_leaves_no_temporary_files(where, tiny_h5, out
 FOUR_DIAGRAMS = [f"Attention_Layer{layer}_Head{head}.png" for layer in (1, 2) for head in (1, 2)]
 
 
-def test_png_encoder_failing_after_some_files(tiny_h5, tmp_path, monkeypatch):
-    out = tmp_path
+def old_diagrams_and_failing_encoder(out, monkeypatch, fails):
+    """Put four old diagrams in `out`; make diagrams.png_bytes raise fails(call_number) when it returns one."""
     for name in FOUR_DIAGRAMS:
         (out / name).write_bytes(old_png_bytes())
     real, calls, lock = diagrams.png_bytes, [], threading.Lock()
 
     def png_bytes(pixels):
-        with lock:
+        with lock:  # the encoder runs on several threads
             calls.append(1)
-            if len(calls) > 2:
-                raise OSError(errno.ENOSPC, "No space left on device")
+            error = fails(len(calls))
+        if error:
+            raise error
         return real(pixels)
 
     monkeypatch.setattr(diagrams, "png_bytes", png_bytes)
+
+
+def test_png_encoder_failing_after_some_files(tiny_h5, tmp_path, monkeypatch):
+    out = tmp_path
+    old_diagrams_and_failing_encoder(out, monkeypatch, lambda n: OSError(errno.ENOSPC, "No space left on device") if n > 2 else None)
     run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(out), "--no-html"])
     assert assert_one_line_failure(run).endswith(": No space left on device")
     assert leftovers(out) == []
@@ -376,18 +382,7 @@ def test_ctrl_c_at_the_prompt_in_process(tiny_h5, tmp_path):
 def test_ctrl_c_while_writing_in_process(tiny_h5, tmp_path, monkeypatch):
     """KeyboardInterrupt inside the writer threads: 130, one line, old files old, new ones whole."""
     out = tmp_path
-    for name in FOUR_DIAGRAMS:
-        (out / name).write_bytes(old_png_bytes())
-    real, calls, lock = diagrams.png_bytes, [], threading.Lock()
-
-    def png_bytes(pixels):
-        with lock:
-            calls.append(1)
-            if len(calls) == 2:
-                raise KeyboardInterrupt
-        return real(pixels)
-
-    monkeypatch.setattr(diagrams, "png_bytes", png_bytes)
+    old_diagrams_and_failing_encoder(out, monkeypatch, lambda n: KeyboardInterrupt() if n == 2 else None)
     run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(out)])
     assert (run.status, run.stderr) == (130, "Interrupted.\n"), run
     assert leftovers(out) == [] and not (out / "attention.html").exists()
