@@ -7,12 +7,12 @@ Benchmark: our renderer and whole run against the straightforward CS50 program.
 It builds a checkpoint locally (random weights: timing needs shapes, not
 knowledge), then, alternating the two programs round by round so that machine
 load hits both alike:
-1. draws every head's diagram for one sentence with the straightforward renderer
-   (benchmarks/reference_renderer.py) and with ours, in this process;
-2. runs the whole straightforward program (benchmarks/straightforward_mask.py)
+1. runs the whole straightforward program (benchmarks/straightforward_mask.py)
    and `mask.py` as subprocesses on the same sentence and checkpoint, recording
    wall time and peak memory (max RSS) of each;
-3. times `mask.py --help`.
+2. times `mask.py --help`;
+3. draws every head's diagram for the sentence with the straightforward renderer
+   (benchmarks/reference_renderer.py) and with ours, in this process.
 It prints medians and ratios. Nothing here asserts a time: the figures are for
 people to read (README's "Performance" section quotes them).
 """
@@ -33,9 +33,6 @@ SENTENCE = "The turtle slowly moved across the [MASK] of it."  # 12 tokens with 
 
 
 def main():
-    import models
-
-    models.import_transformers()  # quiet TensorFlow and transformers, as mask.py does
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small checkpoint, one round")
     parser.add_argument("--rounds", type=int, help="rounds of each measurement (default 3, or 1 with --quick)")
@@ -45,17 +42,25 @@ def main():
 
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = args.model_dir or build_checkpoint(os.path.join(scratch, "model"), args.quick)
-        tokens, attentions = real_attentions(model_dir)
         print(f"checkpoint: {model_dir}")
-        print(f"sentence: {SENTENCE!r}: {len(tokens)} tokens, {len(attentions)} layers x {attentions[0].shape[1]} heads")
-        print(f"rounds: {rounds} (medians shown), {os.cpu_count()} CPUs\n")
+        print(f"sentence: {SENTENCE!r}; rounds: {rounds} (medians shown), {os.cpu_count()} CPUs\n")
 
+        # Whole runs first, while this process is small: a child's peak memory (ru_maxrss)
+        # counts the pages it was forked with, so a parent holding TensorFlow would inflate both
+        runs = compare_whole_runs(model_dir, rounds, scratch)
+        help_time = statistics.median(timed_process([sys.executable, os.path.join(ROOT, "mask.py"), "--help"])[0]
+                                      for _ in range(rounds))
+
+        import models
+
+        models.import_transformers()  # quiet TensorFlow and transformers, as mask.py does
+        tokens, attentions = real_attentions(model_dir)
         reference, fast = compare_renderers(tokens, attentions, rounds, scratch)
-        print("Drawing every head's diagram (in-process)")
+        print(f"Drawing every head's diagram (in-process; {len(tokens)} tokens, "
+              f"{len(attentions)} layers x {attentions[0].shape[1]} heads)")
         print(f"  straightforward renderer  {reference:7.3f} s")
         print(f"  ours                      {fast:7.3f} s   ({reference / fast:.1f}x faster)\n")
 
-        runs = compare_whole_runs(model_dir, rounds, scratch)
         (base_time, base_memory), (our_time, our_memory) = runs
         print("Whole run: python ... (load, predict, draw)")
         print(f"  straightforward program   {base_time:7.2f} s   peak {base_memory / 2**20:7.0f} MiB")
@@ -63,19 +68,18 @@ def main():
             f"  mask.py                   {our_time:7.2f} s   peak {our_memory / 2**20:7.0f} MiB"
             f"   ({our_time / base_time:.2f} of the time, {our_memory / base_memory:.2f} of the memory)\n"
         )
-
-        help_time = statistics.median(timed_process([sys.executable, os.path.join(ROOT, "mask.py"), "--help"])[0]
-                                      for _ in range(rounds))
         print(f"Start-up: mask.py --help    {help_time:7.2f} s")
 
 
 def build_checkpoint(path, quick):
-    from tiny_bert import build_bert_dir
-
+    """Build the checkpoint in a child process, so this one stays free of TensorFlow for now."""
     shape = dict(layers=2, heads=4, hidden=64, intermediate=128) if quick else dict(
         layers=12, heads=12, hidden=768, intermediate=3072, vocab_size=30522)
     print("building a checkpoint:", shape, file=sys.stderr)
-    return build_bert_dir(path, max_positions=512, **shape)
+    code = "import sys; from tiny_bert import build_bert_dir; build_bert_dir(sys.argv[1], max_positions=512, **%r)" % shape
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests"), TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run([sys.executable, "-c", code, path], check=True, env=env, stderr=subprocess.DEVNULL)
+    return path
 
 
 def real_attentions(model_dir):
