@@ -12,6 +12,7 @@ are never opened; weights are read from TF .h5 files or safetensors only.
 """
 
 import contextlib
+import functools
 import json
 import os
 import sys
@@ -52,7 +53,7 @@ class ModelSource:
         self.bundled = bundled
         self.config = read_config(directory, label)
 
-    @property
+    @functools.cached_property  # reads file headers: once per run is enough
     def has_mlm_head(self):
         """True when the checkpoint carries a masked-LM head (fill-ins are possible)."""
         if self.bundled:
