@@ -200,7 +200,7 @@ def _as_id_list(ids):
 
 
 def _normalize_mask(text, tokenizer):
-    """Accept "[mask]" in any case for models whose mask token is "[MASK]" (and say so)."""
+    """Refuse empty or undecodable text; accept "[mask]" in any case for models whose mask token is "[MASK]"."""
     mask = tokenizer.mask_token
     if not text.strip():
         raise models.UserError(f"No text given: type a sentence containing {mask}.")
