@@ -373,6 +373,8 @@ def _hub_folder(name):
         weight = next((w for w in weights if w in files), None)
         if weight is None:
             raise UserError(f"{name} on the Hub has neither tf_model.h5 nor model.safetensors.")
+        # The progress bars are silenced with the rest of the library noise: say once what the wait is
+        print(f"Downloading {name} from the Hugging Face Hub (once; later runs read the cache)...", file=sys.stderr)
         with _quiet_stderr():
             return snapshot_download(name, allow_patterns=TOKENIZER_FILES + [weight])
     except UserError:
