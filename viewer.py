@@ -57,7 +57,7 @@ __all__ = [
 
 # The HTML/CSS/JS template; read relative to this file so the module works
 # from any working directory.
-TEMPLATE_PATH = Path(__file__).with_name("viewer_template.html")
+TEMPLATE_PATH = Path(__file__).resolve().parent / "assets" / "viewer_template.html"
 
 # The only placeholder in the template; it sits inside
 # <script type="application/json" id="data">...</script>.
@@ -118,7 +118,7 @@ def _encode_attentions(attentions: Any) -> tuple[tuple[int, int, int], str]:
     return (layers, heads, n_from), base64.b64encode(packed.tobytes()).decode("ascii")
 
 
-def _normalise_predictions(
+def _normalize_predictions(
     predictions: Iterable[Mapping[str, Any]] | None, n: int
 ) -> list[dict[str, Any]]:
     """Check and copy the per-mask top-K groups into plain JSON types."""
@@ -146,7 +146,7 @@ def _normalise_predictions(
     return groups
 
 
-def _normalise_patterns(
+def _normalize_patterns(
     patterns: Mapping[str, Sequence[Sequence[Any]]] | None, layers: int, heads: int
 ) -> dict[str, list[list[float]]] | None:
     """Check and copy ``{name: [[layer, head, score], ...]}`` (1-based)."""
@@ -194,8 +194,8 @@ def build_payload(
         "scale": _SCALE,
         "encoding": "base64-uint16le",
         "attention": encoded,
-        "predictions": _normalise_predictions(predictions, n),
-        "patterns": _normalise_patterns(patterns, layers, heads),
+        "predictions": _normalize_predictions(predictions, n),
+        "patterns": _normalize_patterns(patterns, layers, heads),
     }
 
 
