@@ -11,8 +11,9 @@ differently:
   rectangle and one tensor read per cell;
 - images are 8-bit grayscale, a third of RGB's bytes, and `png_bytes` encodes
   them with the PNG "Up" filter, which turns the grid's repeated rows into zeros
-  that zlib compresses at its fastest level; encoding runs on a thread pool inside
-  `writing_to(...)` (zlib releases the GIL).
+  that zlib compresses at its fastest level; inside `background_writes()` the
+  encoding runs on a thread pool while the next diagram is drawn (zlib releases
+  the GIL).
 """
 
 import contextlib
@@ -21,7 +22,7 @@ import math
 import os
 import struct
 import zlib
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -30,9 +31,6 @@ import outputs
 
 # zlib level for the diagrams: 1 is the fastest, and after the "Up" filter the files stay small
 PNG_COMPRESS_LEVEL = 1
-
-# The writer of the enclosing `writing_to` block (None: write synchronously to the current directory)
-_writer = None
 
 
 def gray_level(score):
@@ -113,61 +111,77 @@ def png_bytes(pixels):
     )
 
 
-def save_png(image, filename):
+def head_pixels(tokens, attention_weights, font, grid_size, margin):
     """
-    Save a grayscale image (a uint8 array or a PIL image) as PNG through the
-    enclosing `writing_to` block, or now, into the current directory.
+    One head's diagram as a (side, side) uint8 array of gray levels: the label
+    margins (drawn once per sentence, then copied) with the attention grid, cell
+    (i, j) a grid_size block of the gray of attention_weights[i][j].
+    """
+    pixels = label_canvas(tuple(tokens), font, grid_size, margin).copy()
+    pixels[margin:, margin:] = grid_pixels(attention_weights, grid_size)
+    return pixels
+
+
+def save_png(image, path):
+    """
+    Save a grayscale image (a uint8 array or a PIL image) as PNG, atomically: now,
+    or on the thread pool of an enclosing `background_writes()` block.
     """
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("L"))
-    if _writer is None:
-        _save_atomically(image, filename)
+    if _pool is None:
+        _write_png(image, path)
     else:
-        _writer.submit(image, filename)
+        _pool.submit(_write_png, image, path)
 
 
 @contextlib.contextmanager
-def writing_to(directory, workers=None):
+def background_writes():
     """
-    Inside this block, `save_png` writes into `directory` on a thread pool; the
-    block ends when every file is in place, and re-raises the first write error.
+    Inside this block, `save_png` encodes and writes on a few threads while the
+    caller draws the next image (zlib releases the GIL). The block ends when every
+    file is in place; on the first failure (disk full, Ctrl-C) the writes not yet
+    started are dropped, those running finish, and the failure is raised.
     """
-    global _writer
-    previous = _writer
-    _writer = _ParallelWriter(directory, workers or min(4, os.cpu_count() or 1))
+    global _pool
+    outer, _pool = _pool, _WritePool()
     try:
         yield
+        _pool.wait()
     finally:
-        writer, _writer = _writer, previous
-        writer.close()
+        pool, _pool = _pool, outer
+        pool.close()
 
 
-class _ParallelWriter:
-    def __init__(self, directory, workers):
-        self.directory = directory
-        self.pool = ThreadPoolExecutor(max_workers=workers)
+# The pool of the enclosing background_writes() block, or None: save_png writes at once
+_pool = None
+
+
+class _WritePool:
+    def __init__(self):
+        self.executor = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
         self.futures = []
 
-    def submit(self, image, filename):
-        path = os.path.join(self.directory, filename)
-        self.futures.append(self.pool.submit(_save_atomically, image, path))
+    def submit(self, function, *arguments):
+        self.futures.append(self.executor.submit(function, *arguments))
+
+    def wait(self):
+        done, _ = wait(self.futures, return_when=FIRST_EXCEPTION)
+        for future in done:
+            future.result()  # the first failure propagates
 
     def close(self):
-        try:
-            for future in self.futures:
-                future.result()  # the first failure (disk full, read-only) propagates
-        finally:
-            for future in self.futures:
-                future.cancel()
-            self.pool.shutdown(wait=True)
+        for future in self.futures:
+            future.cancel()
+        self.executor.shutdown(wait=True)
 
 
-def _save_atomically(pixels, path):
+def _write_png(pixels, path):
     with outputs.atomic_file(path) as file:
         file.write(png_bytes(pixels))
 
 
-def overview_image(attentions, font, legend_font=None):
+def overview_image(attentions, font):
     """
     Every head at a glance: a grid of thumbnails, row = layer, column = head
     (numbered from 1, as in the file names), with a gray-scale legend.
@@ -180,9 +194,8 @@ def overview_image(attentions, font, legend_font=None):
     gap = 8
     left, top = 110, 60
     legend_height = 70
-    legend_font = legend_font or font
     caption = "rows: layers, columns: heads; in each, row = attending token, column = attended-to; lighter = more"
-    width = max(left + heads * (thumb + gap), left + int(legend_font.getlength(caption)) + 20)
+    width = max(left + heads * (thumb + gap), left + int(font.getlength(caption)) + 20)
     height = top + layers * (thumb + gap) + legend_height
     image = Image.new("L", (width, height), 0)
     draw = ImageDraw.Draw(image)
@@ -204,9 +217,9 @@ def overview_image(attentions, font, legend_font=None):
     ramp = np.tile(np.linspace(0, 255, bar_width).round().astype(np.uint8), (18, 1))
     image.paste(Image.fromarray(ramp, "L"), (left, y))
     draw.rectangle((left - 1, y - 1, left + bar_width, y + 18), outline=128)
-    draw.text((left - 12, y + 9), "0", fill=255, font=legend_font, anchor="rm")
-    draw.text((left + bar_width + 12, y + 9), "1", fill=255, font=legend_font, anchor="lm")
-    draw.text((left, y + 24), caption, fill=200, font=legend_font)
+    draw.text((left - 12, y + 9), "0", fill=255, font=font, anchor="rm")
+    draw.text((left + bar_width + 12, y + 9), "1", fill=255, font=font, anchor="lm")
+    draw.text((left, y + 24), caption, fill=200, font=font)
     return image
 
 

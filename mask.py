@@ -19,15 +19,17 @@ viewer (attention.html).
 
 import argparse
 import os
-import re
 import sys
 
 from PIL import ImageFont
 
+import attention_run
 import diagrams
-import models
+import fill_ins
+import model_source
 import outputs
 import patterns
+from errors import UserError
 
 # Model to use: a Hugging Face Hub name or a local directory ("bundled" = the small offline model)
 MODEL = "bert-base-uncased"
@@ -63,7 +65,7 @@ def main(argv=None):
     parser.add_argument(
         "--model",
         help=f"Hugging Face model name or local directory (default: {MODEL}); "
-        f"'{models.BUNDLED}' = the small offline model that ships with this tool",
+        f"'{model_source.BUNDLED}' = the small offline model that ships with this tool",
     )
     parser.add_argument("-k", "--top-k", type=_positive_int, default=K, metavar="K",
                         help=f"number of fill-ins per mask (default: {K})")
@@ -84,38 +86,33 @@ def main(argv=None):
     try:
         text = args.text if args.text is not None else input("Text: ")
 
-        # Tokenize input; the mask is checked before the (slow) model is loaded
-        source = models.locate(args.model or MODEL, fallback_to_bundled=args.model is None, notice=_notice)
-        tokenizer = models.load_tokenizer(source)
-        typed, text = text, _normalize_mask(text, tokenizer)
-        inputs = tokenizer(text, return_tensors="np")
-        _check_length(inputs, source)
-        mask_positions = get_mask_token_indices(tokenizer.mask_token_id, inputs)
-        if source.has_mlm_head and tokenizer.mask_token is None:
-            raise models.UserError(f"The tokenizer of {source.label} has no mask token.")
-        if source.has_mlm_head and not mask_positions:
-            raise models.UserError(f"Input must include mask token {tokenizer.mask_token}.")
-        _prepare_output_dir(args.output_dir)
-        if text != typed:  # said only once the text is known to be usable: errors stay one line
-            _notice(f"Note: reading [mask] as {tokenizer.mask_token}.")
+        # Tokenize input and check it; the (slow) model is loaded only for usable text
+        request = attention_run.prepare(text, args.model or MODEL, fallback_to_bundled=args.model is None)
+        skipped = _prepare_outputs(args)
+        for note in request.notes + skipped:
+            _notice(note)
 
-        # Use model to process input
-        model = models.load_model(source)
-        # logits: (seq, vocab); attentions: (layers, batch=1, heads, seq, seq)
-        logits, attentions = models.run(model, inputs)
-
-        # Generate predictions
-        predictions = None
-        if source.has_mlm_head:
-            predictions = models.fill_ins(tokenizer, text, logits, mask_positions, args.top_k)
-            _print_predictions(predictions, args.scores)
-        else:
-            _notice(f"Note: {source.label} has no masked-LM head: drawing attention only, no fill-ins.")
+        # Use model to process input and generate predictions
+        run = request.run(top_k=args.top_k, words=args.words, style=_style())
+        for note in run.notes[len(request.notes):]:  # what the run itself found
+            _notice(note)
+        if run.predictions is not None:
+            _print_predictions(run.predictions, args.scores)
+        if args.patterns:
+            print("\n".join(patterns.format_top_heads(patterns.top_heads(run.patterns))))
 
         # Visualize attentions
-        tokens = tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
-        _write_outputs(args, text, source, tokenizer, tokens, attentions, predictions)
-    except models.UserError as error:
+        if not run.legible:
+            _notice(
+                f"Note: {len(run.tokens)} tokens are more than the {MAX_DIAGRAM_TOKENS} that per-head diagrams and "
+                "the viewer show legibly; writing only the overview. Use a shorter text or --words."
+            )
+        written = run.save(args.output_dir, html=not args.no_html and attention_run.viewer_available())
+        if args.save:
+            run.save_npz(args.save)
+            _notice(f"Saved the data to {args.save}")
+        _notice(f"Wrote {', '.join(written)} to {os.path.abspath(args.output_dir)}")
+    except UserError as error:
         _fail(str(error), 1)
     except EOFError:
         _fail("No text given (end of input).", 1)
@@ -123,8 +120,8 @@ def main(argv=None):
         _fail("Text is not valid UTF-8: check the terminal's encoding.", 1)
     except KeyboardInterrupt:
         _fail("Interrupted.", 130)
-    except OSError as error:
-        _fail(f"Cannot write {error.filename or args.output_dir}: {error.strerror or error}", 1)
+    except OSError as error:  # anything the tool reads; every write error is a UserError naming the file
+        _fail(f"Cannot read {error.filename}: {error.strerror or error}", 1)
 
 
 def get_mask_token_index(mask_token_id, inputs):
@@ -135,7 +132,7 @@ def get_mask_token_index(mask_token_id, inputs):
     `inputs` may be a BatchEncoding or a dict whose "input_ids" (shape (1, n)) is a
     TensorFlow tensor, a NumPy array or a nested list.
     """
-    positions = get_mask_token_indices(mask_token_id, inputs)
+    positions = fill_ins.mask_positions(mask_token_id, inputs["input_ids"][0])
     return positions[0] if positions else None
 
 
@@ -152,81 +149,64 @@ def get_color_for_attention_score(attention_score):
     return (gray, gray, gray)
 
 
-def visualize_attentions(tokens, attentions):
+def visualize_attentions(tokens, attentions, output_dir="."):
     """
-    Produce one diagram per layer and head.
+    Produce one diagram per layer and head, in output_dir.
 
     attentions: one (batch=1, heads, seq, seq) array per layer, as the model
     returns them; the numbers of layers and heads come from the data.
     """
-    for i, layer in enumerate(attentions):
-        for k in range(len(layer[0])):
-            layer_number = i + 1
-            head_number = k + 1
-            generate_diagram(layer_number, head_number, tokens, attentions[i][0][k])
+    # PNGs are encoded and written on a few threads while the next diagram is drawn
+    with diagrams.background_writes():
+        for i, layer in enumerate(attentions):
+            for k in range(len(layer[0])):
+                layer_number = i + 1
+                head_number = k + 1
+                generate_diagram(layer_number, head_number, tokens, attentions[i][0][k], output_dir=output_dir)
 
 
-def generate_diagram(layer_number, head_number, tokens, attention_weights):
+def generate_diagram(layer_number, head_number, tokens, attention_weights, output_dir="."):
     """
-    Write Attention_Layer{layer_number}_Head{head_number}.png: a square of side
-    GRID_SIZE * len(tokens) + PIXELS_PER_WORD on black, tokens as right-aligned row
-    labels on the left and rotated column labels on top, and cell (i, j) at
-    (PIXELS_PER_WORD + j * GRID_SIZE, PIXELS_PER_WORD + i * GRID_SIZE) filled with
-    the gray of attention_weights[i][j] (row i attends to column j).
-
-    The file goes to the current directory, or to the directory of an enclosing
-    `diagrams.writing_to(...)` block (which also encodes the PNGs in parallel).
+    Write Attention_Layer{layer_number}_Head{head_number}.png into output_dir (by
+    default the current directory): a square of side GRID_SIZE * len(tokens) +
+    PIXELS_PER_WORD on black, tokens as right-aligned row labels on the left and
+    rotated column labels on top, and cell (i, j) at (PIXELS_PER_WORD + j * GRID_SIZE,
+    PIXELS_PER_WORD + i * GRID_SIZE) filled with the gray of attention_weights[i][j]
+    (row i attends to column j).
     """
-    # pixels: (side, side) gray levels. The label margins depend only on the tokens,
-    # so they are drawn once per sentence and every head starts from a copy
-    pixels = diagrams.label_canvas(tuple(tokens), FONT, GRID_SIZE, PIXELS_PER_WORD).copy()
-    # The grid: cell (i, j) is a GRID_SIZE x GRID_SIZE block of the gray of attention_weights[i][j]
-    pixels[PIXELS_PER_WORD:, PIXELS_PER_WORD:] = diagrams.grid_pixels(attention_weights, GRID_SIZE)
-    diagrams.save_png(pixels, f"Attention_Layer{layer_number}_Head{head_number}.png")
+    # pixels: (side, side) gray levels; the label margins are drawn once per sentence and copied
+    pixels = diagrams.head_pixels(tokens, attention_weights, FONT, GRID_SIZE, PIXELS_PER_WORD)
+    filename = f"Attention_Layer{layer_number}_Head{head_number}.png"
+    diagrams.save_png(pixels, os.path.join(output_dir, filename))
 
 
-def get_mask_token_indices(mask_token_id, inputs):
-    """Every mask position in inputs["input_ids"][0], in order (a list of ints)."""
-    return [i for i, token_id in enumerate(_as_id_list(inputs["input_ids"][0])) if token_id == mask_token_id]
+def explain(text, model=None, top_k=K, words=False):
+    """
+    The notebook API: run the tool on `text` and return an AttentionRun with
+    .text, .model, .tokens, .attentions (layers, heads, n, n), .predictions (one
+    list per mask of candidates with .token, .probability, .sentence), .patterns,
+    .diagram(layer, head), .overview() and .save(directory). The same code path as
+    the command line; a model loads once per process. Bad input raises UserError
+    with the one-line message the command line prints.
+    """
+    request = attention_run.prepare(text, model or MODEL, fallback_to_bundled=model is None)
+    return request.run(top_k=top_k, words=words, style=_style())
 
 
-def _as_id_list(ids):
-    """The token ids of one sequence as a list of Python ints, whatever holds them."""
-    if hasattr(ids, "numpy"):  # a TensorFlow tensor
-        ids = ids.numpy()
-    if hasattr(ids, "tolist"):  # a NumPy array
-        ids = ids.tolist()
-    return [int(token_id) for token_id in ids]
+def _style():
+    """CS50's constants and drawing functions, for the run object's diagrams."""
+    return attention_run.Style(font=FONT, grid_size=GRID_SIZE, margin=PIXELS_PER_WORD,
+                               max_tokens=MAX_DIAGRAM_TOKENS, visualize=visualize_attentions)
 
 
-def _normalize_mask(text, tokenizer):
-    """Refuse empty or undecodable text; accept "[mask]" in any case for models whose mask token is "[MASK]"."""
-    mask = tokenizer.mask_token
-    if not text.strip():
-        raise models.UserError(f"No text given: type a sentence containing {mask}.")
-    if any("\ud800" <= ch <= "\udfff" for ch in text):  # undecodable bytes in argv or stdin (surrogateescape)
-        raise models.UserError("Text is not valid UTF-8: check the terminal's encoding.")
-    if mask == "[MASK]":
-        text = re.sub(r"\[mask\]", mask, text, flags=re.IGNORECASE)
-    return text
-
-
-def _check_length(inputs, source):
-    """BERT has a fixed number of positions; longer text is refused, not cut silently."""
-    length = inputs["input_ids"].shape[1]
-    limit = source.config.get("max_position_embeddings", 512)
-    if length > limit:
-        raise models.UserError(
-            f"Text is too long: {length} tokens, and {source.label} reads at most {limit}. Shorten it."
-        )
-
-
-def _prepare_output_dir(directory):
-    """Create the output directory and make sure we can write there, before any work."""
-    os.makedirs(directory, exist_ok=True)
-    with outputs.atomic_file(os.path.join(directory, ".attention-write-test")):
-        pass
-    os.remove(os.path.join(directory, ".attention-write-test"))
+def _prepare_outputs(args):
+    """Check every output place before the model loads; returns notes about extras that are skipped."""
+    outputs.check_writable(args.output_dir)
+    notes = []
+    if not args.no_html and not attention_run.viewer_available():
+        notes.append(f"Note: {attention_run.viewer.TEMPLATE_PATH} is missing, so no attention.html is written "
+                     "(the fill-ins and diagrams are complete).")
+    return notes
 
 
 def _print_predictions(predictions, with_scores):
@@ -234,54 +214,12 @@ def _print_predictions(predictions, with_scores):
     for nth, group in enumerate(predictions):
         if len(predictions) > 1:
             print(f"Mask {nth + 1} of {len(predictions)}:")
-        for candidate in group["candidates"]:
-            line = candidate["sentence"]
+        for candidate in group:
+            line = candidate.sentence
             if with_scores:
-                line += f"  ({candidate['probability']:.3f})"
+                line += f"  ({candidate.probability:.3f})"
             print(line)
     sys.stdout.flush()
-
-
-def _write_outputs(args, text, source, tokenizer, tokens, attentions, predictions):
-    """Diagrams, overview, pattern scores, saved data and viewer, from NumPy arrays only."""
-    if args.words:
-        tokens, merged = patterns.merge_word_pieces(tokens, attentions[:, 0], tokenizer.all_special_tokens)
-        attentions = merged[:, None]
-    tokens = [diagrams.printable(token) for token in tokens]
-    heads = attentions[:, 0]  # (layers, heads, seq, seq)
-    scores = patterns.pattern_scores(heads, tokens, tokenizer.cls_token, tokenizer.sep_token)
-    if args.patterns:
-        print("\n".join(patterns.format_top_heads(patterns.top_heads(scores))))
-
-    output_dir = args.output_dir
-    legible = len(tokens) <= MAX_DIAGRAM_TOKENS
-    if not legible:
-        _notice(
-            f"Note: {len(tokens)} tokens are more than the {MAX_DIAGRAM_TOKENS} that per-head diagrams and "
-            "the viewer show legibly; writing only the overview. Use a shorter text or --words."
-        )
-    with diagrams.writing_to(output_dir):
-        if legible:
-            visualize_attentions(tokens, attentions)
-        overview = diagrams.overview_image(heads, ImageFont.truetype(FONT.path, 20))
-        diagrams.save_png(overview, "Attention_Overview.png")
-    written = [f"{heads.shape[0] * heads.shape[1]} diagrams"] if legible else []
-    written.append("Attention_Overview.png")
-
-    if legible and not args.no_html:
-        import viewer
-
-        viewer.write_viewer(
-            os.path.join(output_dir, "attention.html"),
-            text=text, tokens=tokens, attentions=heads, predictions=predictions,
-            patterns=patterns.top_heads(scores, count=5), model_name=source.label,
-        )
-        written.append("attention.html")
-    if args.save:
-        outputs.save_npz(args.save, text=text, model=source.label, tokens=tokens, attentions=heads,
-                         predictions=predictions, patterns=scores)
-        _notice(f"Saved the data to {args.save}")
-    _notice(f"Wrote {', '.join(written)} to {os.path.abspath(output_dir)}")
 
 
 def _positive_int(value):

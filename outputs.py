@@ -13,17 +13,14 @@ import tempfile
 
 import numpy as np
 
+from errors import WriteError
+
 
 @contextlib.contextmanager
 def atomic_file(path, mode="wb"):
     """Open a temporary file next to `path`; on success rename it to `path`, on failure remove it."""
     directory = os.path.dirname(os.path.abspath(path))
-    try:
-        handle, temporary = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".part")
-    except OSError as error:  # missing, read-only or full directory: name it, not our temporary name
-        if error.errno is not None:
-            error.filename = directory
-        raise
+    handle, temporary = _temporary(directory, os.path.basename(path))
     try:
         with os.fdopen(handle, mode, **({} if "b" in mode else {"encoding": "utf-8", "newline": "\n"})) as file:
             yield file
@@ -32,43 +29,64 @@ def atomic_file(path, mode="wb"):
     except BaseException as error:
         with contextlib.suppress(OSError):
             os.remove(temporary)
-        if isinstance(error, OSError) and error.errno is not None and error.filename in (None, temporary):
-            error.filename, error.filename2 = path, None  # disk full while writing: name the user's file
+        if isinstance(error, OSError):  # disk full, read-only: name the user's file, not our temporary one
+            raise WriteError(path, error.strerror or error) from None
         raise
 
 
-def save_npz(path, *, text, model, tokens, attentions, predictions, patterns):
-    """
-    Save a run for later analysis; numpy.load(path) reads it back without pickle.
+def check_writable(directory):
+    """Create `directory` if needed and make sure files can be created there, before any slow work."""
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except OSError as error:
+        raise WriteError(error.filename or directory, error.strerror or error) from None
+    handle, probe = _temporary(directory, ".attention-write-test")  # unique: concurrent runs never collide
+    os.close(handle)
+    os.remove(probe)
 
-    Arrays (n = tokens, m = masks, k = fill-ins per mask, P = patterns):
+
+def _temporary(directory, name):
+    """A new temporary file for `name` in `directory`: (descriptor, path); errors name the directory."""
+    try:
+        # The name is shortened so a legal long file name never gives an illegal temporary one
+        return tempfile.mkstemp(dir=directory, prefix="." + name[:100] + ".", suffix=".part")
+    except OSError as error:  # missing, read-only or full directory: name it, not our temporary name
+        raise WriteError(directory, error.strerror or error) from None
+
+
+def save_npz(path, run):
+    """
+    Save a run (attention_run.AttentionRun) for later analysis; numpy.load(path)
+    reads it back without pickle.
+
+    Arrays (n = tokens as drawn, m = masks, k = fill-ins per mask, P = patterns):
       text, model               0-d str
       tokens                    (n,) str
       attentions                (layers, heads, n, n) float32
-      mask_positions            (m,) int64, token index of each mask
+      mask_positions            (m,) int64, index into tokens of each mask
       pred_token_ids            (m, k) int64
       pred_tokens, pred_sentences (m, k) str
       pred_probabilities        (m, k) float32
       pattern_names             (P,) str
       pattern_scores            (P, layers, heads) float32, see patterns.py
     """
-    groups = predictions or []
-    k = len(groups[0]["candidates"]) if groups else 0
-    field = lambda name: [[c[name] for c in g["candidates"]] for g in groups]  # noqa: E731
-    names = list(patterns or {})
-    layers, heads = attentions.shape[:2]
+    groups = run.predictions or []
+    k = len(groups[0]) if groups else 0
+    field = lambda name: [[getattr(c, name) for c in group] for group in groups]  # noqa: E731
+    names = list(run.patterns)
+    layers, heads = run.attentions.shape[:2]
     arrays = {
-        "text": np.array(text, dtype=str),
-        "model": np.array(model, dtype=str),
-        "tokens": np.array(tokens, dtype=str).reshape(len(tokens)),
-        "attentions": np.asarray(attentions, dtype=np.float32),
-        "mask_positions": np.array([g["mask_index"] for g in groups], dtype=np.int64),
+        "text": np.array(run.text, dtype=str),
+        "model": np.array(run.model, dtype=str),
+        "tokens": np.array(run.tokens, dtype=str).reshape(len(run.tokens)),
+        "attentions": np.asarray(run.attentions, dtype=np.float32),
+        "mask_positions": np.array(run.mask_positions if groups else [], dtype=np.int64),
         "pred_token_ids": np.array(field("token_id"), dtype=np.int64).reshape(len(groups), k),
         "pred_tokens": np.array(field("token"), dtype=str).reshape(len(groups), k),
         "pred_sentences": np.array(field("sentence"), dtype=str).reshape(len(groups), k),
         "pred_probabilities": np.array(field("probability"), dtype=np.float32).reshape(len(groups), k),
         "pattern_names": np.array(names, dtype=str).reshape(len(names)),
-        "pattern_scores": np.array([patterns[name] for name in names], dtype=np.float32).reshape(
+        "pattern_scores": np.array([run.patterns[name] for name in names], dtype=np.float32).reshape(
             len(names), layers, heads
         ),
     }

@@ -96,25 +96,19 @@ def is_punctuation(token):
     return bool(text) and all(unicodedata.category(ch).startswith("P") for ch in text)
 
 
-def merge_word_pieces(tokens, attentions, special_tokens=()):
+def merge_words(groups, attentions):
     """
-    Merge WordPiece pieces ("play", "##ing") into words, as Clark et al. (2019) do:
-    attention *to* a word = sum over its pieces, attention *from* a word = mean
-    over its pieces, so every row still sums to 1.
+    Merge the tokens of each word into one row and column, as Clark et al. (2019)
+    do: attention *to* a word = sum over its tokens, attention *from* a word =
+    mean over its tokens, so every row still sums to 1.
 
-    attentions: (..., n, n). Returns (words, (..., w, w)).
+    groups: the token indices of each word, in order, covering every token once.
+    attentions: (..., n, n). Returns (..., w, w) float32 for w = len(groups).
     """
-    words, groups = [], []
-    for index, token in enumerate(tokens):
-        if token.startswith("##") and groups and tokens[groups[-1][-1]] not in special_tokens:
-            words[-1] += token[2:]
-            groups[-1].append(index)
-        else:
-            words.append(token)
-            groups.append([index])
-    membership = np.zeros((len(groups), len(tokens)))
+    n = np.asarray(attentions).shape[-1]
+    membership = np.zeros((len(groups), n))
     for w, pieces in enumerate(groups):
         membership[w, pieces] = 1.0
     mean_rows = membership / membership.sum(axis=1, keepdims=True)
     merged = mean_rows @ np.asarray(attentions, dtype=np.float64) @ membership.T
-    return words, merged.astype(np.float32)
+    return merged.astype(np.float32)
