@@ -6,9 +6,11 @@ import sys
 import time
 
 import pytest
-
-import models
 from conftest import ROOT
+
+import model_loading
+import model_source
+from fill_ins import fill_ins
 
 EASY_CLOZE = [
     ("I drank a cup of [MASK] this morning.", {"coffee", "tea", "water", "milk"}),
@@ -22,13 +24,12 @@ EASY_CLOZE = [
 
 @pytest.fixture(scope="module")
 def bundled():
-    source = models.locate(models.BUNDLED)
-    return source, models.load_tokenizer(source), models.load_model(source)
+    source = model_source.locate(model_source.BUNDLED)
+    return source, model_loading.load_tokenizer(source), model_loading.load_model(source)
 
 
-def test_loads_without_torch(bundled):
+def test_shape_and_head(bundled):
     source, _, model = bundled
-    assert "torch" not in sys.modules
     assert source.bundled and source.has_mlm_head
     assert model.config.num_hidden_layers == 6 and model.config.num_attention_heads == 12
 
@@ -37,10 +38,10 @@ def test_loads_without_torch(bundled):
 def test_easy_cloze_has_a_sensible_word_in_the_top_3(bundled, text, sensible):
     _, tokenizer, model = bundled
     inputs = tokenizer(text, return_tensors="np")
-    logits, _ = models.run(model, inputs)
+    logits, _ = model_loading.forward(model, inputs)
     position = list(inputs["input_ids"][0]).index(tokenizer.mask_token_id)
-    [group] = models.fill_ins(tokenizer, text, logits, [position], 3)
-    words = [candidate["token"] for candidate in group["candidates"]]
+    [group] = fill_ins(tokenizer, text, logits, [position], 3)
+    words = [candidate.token for candidate in group]
     assert sensible & set(words), words
 
 
@@ -49,7 +50,8 @@ def test_offline_default_run_falls_back_with_one_line(tmp_path):
     env = dict(os.environ, HF_HOME=str(tmp_path / "empty-cache"), HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9")
     start = time.monotonic()
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "mask.py"), "I drank a cup of [MASK] this morning.", "--output-dir", str(tmp_path)],
+        [sys.executable, os.path.join(ROOT, "mask.py"), "I drank a cup of [MASK] this morning.",
+         "--output-dir", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=120,
     )
     assert result.returncode == 0, result.stderr
@@ -65,8 +67,40 @@ def test_named_hub_model_never_silently_swapped(tmp_path):
     """Asking for a model by name and being offline is an error, not a quiet switch to the bundled one."""
     env = dict(os.environ, HF_HOME=str(tmp_path / "empty-cache"), HF_HUB_OFFLINE="1")
     result = subprocess.run(
-        [sys.executable, os.path.join(ROOT, "mask.py"), "A [MASK].", "--model", "bert-base-uncased", "--output-dir", str(tmp_path)],
+        [sys.executable, os.path.join(ROOT, "mask.py"), "A [MASK].", "--model", "bert-base-uncased",
+         "--output-dir", str(tmp_path)],
         capture_output=True, text=True, env=env, timeout=60,
     )
     assert result.returncode == 1 and result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "--model bundled" in result.stderr
+
+
+# A stand-in torch install (package and dist-info, as pip leaves them): importing it leaves a
+# marker file. transformers imports torch whenever one is installed, unless told to use TensorFlow
+FAKE_TORCH = "open({marker!r}, 'a').write('torch was imported\\n')\nraise ImportError('not the real torch')\n"
+
+
+def test_safetensors_models_load_without_importing_torch(tmp_path, tiny_safetensors):
+    """The bundled model and a PyTorch-format checkpoint load and run; nothing imports torch."""
+    marker = tmp_path / "torch-imported.txt"
+    (tmp_path / "site" / "torch").mkdir(parents=True)
+    (tmp_path / "site" / "torch" / "__init__.py").write_text(FAKE_TORCH.format(marker=str(marker)))
+    (tmp_path / "site" / "torch-2.5.0.dist-info").mkdir()
+    metadata = "Metadata-Version: 2.1\nName: torch\nVersion: 2.5.0\n"
+    (tmp_path / "site" / "torch-2.5.0.dist-info" / "METADATA").write_text(metadata)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path / "site"), ROOT]))
+    both = (  # one process for both models: TensorFlow is imported once
+        "import sys, mask\n"
+        "for model in sys.argv[2:]:\n"
+        "    try:\n"
+        "        argv = ['The cat sat on the [MASK].', '--model', model, '--output-dir', sys.argv[1], '--no-html']\n"
+        "        mask.main(argv)\n"
+        "    except SystemExit as exit:\n"
+        "        assert not exit.code, exit.code\n"
+    )
+    result = subprocess.run([sys.executable, "-c", both, str(tmp_path / "out"), "bundled", tiny_safetensors],
+                            capture_output=True, text=True, env=env, timeout=120)
+    assert result.returncode == 0 and len(result.stdout.splitlines()) == 6, result.stderr
+    assert not marker.exists()
+    subprocess.run([sys.executable, "-c", "import torch"], capture_output=True, env=env)
+    assert marker.exists()  # the stand-in is found and would have told

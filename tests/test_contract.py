@@ -11,7 +11,6 @@ from transformers import BatchEncoding
 
 import mask
 
-
 # get_mask_token_index ------------------------------------------------------
 
 @pytest.mark.parametrize(
@@ -80,9 +79,10 @@ def test_visualize_calls_generate_diagram_for_every_layer_and_head():
     assert generate.call_count == layers * heads
     calls = generate.call_args_list
     expected = [(i + 1, k + 1) for i in range(layers) for k in range(heads)]
-    assert sorted(call.args[:2] for call in calls) == expected
+    assert [call.args[:2] for call in calls] == expected
     for call in calls:
-        layer, head, passed_tokens, weights = call.args
+        layer, head, passed_tokens, weights = call.args  # CS50's four arguments, in CS50's order
+        assert call.kwargs == {"output_dir": "."}
         assert passed_tokens == tokens
         np.testing.assert_array_equal(np.asarray(weights), attentions[layer - 1][0][head - 1].numpy())
 

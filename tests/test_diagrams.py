@@ -8,7 +8,7 @@ from PIL import Image
 
 import diagrams
 import mask
-import reference_renderer
+from benchmarks import reference_renderer
 
 
 def random_attentions(layers, heads, n, seed=0):
@@ -35,8 +35,7 @@ def test_fast_renderer_matches_reference_pixel_for_pixel(tokens, tmp_path):
     (tmp_path / "ref").mkdir()
     (tmp_path / "fast").mkdir()
     reference_renderer.visualize_attentions(tokens, attentions, str(tmp_path / "ref"))
-    with diagrams.writing_to(str(tmp_path / "fast")):
-        mask.visualize_attentions(tokens, attentions)
+    mask.visualize_attentions(tokens, attentions, str(tmp_path / "fast"))
 
     names = sorted(os.listdir(tmp_path / "ref"))
     assert names == sorted(os.listdir(tmp_path / "fast")) and len(names) == 6
@@ -63,13 +62,17 @@ def test_png_encoder_round_trips(tmp_path):
     assert np.array_equal(np.asarray(image), pixels)
 
 
-def test_writer_puts_files_in_its_directory_only(tmp_path, monkeypatch):
+def test_diagrams_go_to_the_output_dir_given_and_else_the_current_directory(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "out").mkdir()
-    with diagrams.writing_to(str(tmp_path / "out")):
-        mask.generate_diagram(3, 4, ["a", "b"], np.eye(2))
-    assert os.listdir(tmp_path / "out") == ["Attention_Layer3_Head4.png"]
+    mask.generate_diagram(3, 4, ["a", "b"], np.eye(2), str(tmp_path / "out"))
+    mask.visualize_attentions(["a", "b"], np.full((2, 1, 2, 2, 2), 0.5), str(tmp_path / "out"))
+    assert sorted(os.listdir(tmp_path / "out")) == ["Attention_Layer1_Head1.png", "Attention_Layer1_Head2.png",
+                                                    "Attention_Layer2_Head1.png", "Attention_Layer2_Head2.png",
+                                                    "Attention_Layer3_Head4.png"]
     assert sorted(os.listdir(tmp_path)) == ["out"]
+    mask.generate_diagram(1, 1, ["a", "b"], np.eye(2))  # CS50's call: the current directory
+    assert sorted(os.listdir(tmp_path)) == ["Attention_Layer1_Head1.png", "out"]
 
 
 def test_overview_shows_every_head_in_its_place():

@@ -4,10 +4,10 @@ import os
 
 import numpy as np
 import pytest
-
-import models
-import patterns
 from conftest import model_outputs
+
+import fill_ins
+import patterns
 
 TWO_MASKS = "The [MASK] sat on the [MASK]."
 
@@ -26,7 +26,7 @@ def test_several_masks_are_predicted_one_by_one(run_main, tiny_h5, tmp_path):
         expected.append(f"Mask {nth + 1} of 2:")
         for token_id in top_k(logits[position], 3):
             # this mask filled in, the other left in place
-            expected.append(models.replace_nth(TWO_MASKS, "[MASK]", nth, tokenizer.decode([int(token_id)])))
+            expected.append(fill_ins.replace_nth(TWO_MASKS, "[MASK]", nth, tokenizer.decode([int(token_id)])))
     assert run.stdout.splitlines() == expected
     assert run.stdout.splitlines()[1].count("[MASK]") == 1
 
@@ -84,7 +84,7 @@ def test_patterns_option_prints_the_strongest_heads(run_main, tiny_safetensors, 
     best = patterns.top_heads(patterns.pattern_scores(attentions, tokens))
     lines = run.stdout.splitlines()
     assert lines[3] == "Heads that most show each pattern (score 0-1):"
-    for line, name in zip(lines[4:], patterns.PATTERNS):
+    for line, name in zip(lines[4:], patterns.PATTERNS, strict=True):
         layer, head, score = best[name][0]
         assert line.strip().startswith(patterns.PATTERNS[name])
         assert f"Layer {layer}, Head {head}: {score:.2f}" in line
@@ -92,13 +92,12 @@ def test_patterns_option_prints_the_strongest_heads(run_main, tiny_safetensors, 
 
 # word level ----------------------------------------------------------------------------
 
-def test_merge_word_pieces_sums_to_and_averages_from():
-    tokens = ["[CLS]", "play", "##ing", "cat", "[SEP]"]
+def test_merge_words_sums_to_and_averages_from():
+    # tokens: [CLS] play ##ing cat [SEP]
     rng = np.random.default_rng(0)
     attentions = rng.random((2, 3, 5, 5))
     attentions /= attentions.sum(-1, keepdims=True)
-    words, merged = patterns.merge_word_pieces(tokens, attentions, ["[CLS]", "[SEP]"])
-    assert words == ["[CLS]", "playing", "cat", "[SEP]"]
+    merged = patterns.merge_words([[0], [1, 2], [3], [4]], attentions)
     assert merged.shape == (2, 3, 4, 4)
     np.testing.assert_allclose(merged.sum(-1), 1.0, atol=1e-6)
     a = attentions[1, 2]
@@ -113,7 +112,8 @@ def test_words_option_draws_words(run_main, tiny_h5, tmp_path):
     import mask
 
     text = "The dog was playing [MASK]."
-    run = run_main([text, "--model", tiny_h5, "--words", "--save", str(tmp_path / "w.npz"), "--output-dir", str(tmp_path)])
+    run = run_main([text, "--model", tiny_h5, "--words", "--save", str(tmp_path / "w.npz"),
+                    "--output-dir", str(tmp_path)])
     assert run.status == 0, run
     _, tokens, _, _, _ = model_outputs(tiny_h5, text)
     assert "##ing" in tokens
@@ -127,7 +127,8 @@ def test_words_option_draws_words(run_main, tiny_h5, tmp_path):
 
 def test_save_writes_everything_without_pickle(run_main, tiny_safetensors, tmp_path):
     path = tmp_path / "run.npz"
-    run = run_main([TWO_MASKS, "--model", tiny_safetensors, "-k", "2", "--save", str(path), "--output-dir", str(tmp_path)])
+    run = run_main([TWO_MASKS, "--model", tiny_safetensors, "-k", "2", "--save", str(path),
+                    "--output-dir", str(tmp_path)])
     assert run.status == 0, run
     data = np.load(path, allow_pickle=False)
     tokenizer, tokens, logits, attentions, _ = model_outputs(tiny_safetensors, TWO_MASKS)
@@ -160,8 +161,9 @@ def test_encoder_only_checkpoint_draws_attention_with_one_notice(run_main, tiny_
 
 def test_text_too_long_to_draw_gets_the_overview_only(run_main, tmp_path):
     """Past MAX_DIAGRAM_TOKENS, per-head diagrams would be thousands of pixels wide: overview only, announced."""
-    import mask
     from tiny_bert import build_bert_dir
+
+    import mask
 
     model_dir = build_bert_dir(str(tmp_path / "m"), max_positions=256)
     text = "the cat sat on the mat " * 25 + "[MASK]."  # 153 tokens

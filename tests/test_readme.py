@@ -5,7 +5,6 @@ import re
 import shlex
 
 import pytest
-
 from conftest import ROOT
 
 README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()

@@ -56,7 +56,8 @@ def build_bert_dir(
         vocab += [f"w{i}" for i in range(vocab_size - len(vocab))]
     with open(os.path.join(path, "vocab.txt"), "w", encoding="utf-8") as file:
         file.write("\n".join(vocab) + "\n")
-    BertTokenizerFast(vocab_file=os.path.join(path, "vocab.txt"), do_lower_case=True, mask_token=mask_token).save_pretrained(path)
+    tokenizer = BertTokenizerFast(vocab_file=os.path.join(path, "vocab.txt"), do_lower_case=True, mask_token=mask_token)
+    tokenizer.save_pretrained(path)
 
     config = BertConfig(
         vocab_size=len(vocab),

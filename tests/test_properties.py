@@ -1,0 +1,229 @@
+"""
+Property-based tests (hypothesis) of the pure functions: the contract functions,
+gray levels, mask lookup, mask normalization and the length check, word merging;
+then a short fuzz of whole command-line runs on a tiny model.
+"""
+
+import collections
+import os
+import re
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import call_main, fill_ins_parse, side
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image
+
+import attention_run
+import diagrams
+import fill_ins
+import mask
+import patterns
+from errors import UserError
+
+# the contract functions -----------------------------------------------------------------
+
+SCALARS = [float, np.float32, np.float64, lambda x: tf.constant(x, dtype=tf.float64)]
+
+
+@given(st.floats(0, 1), st.sampled_from(SCALARS))
+@settings(max_examples=300, deadline=None)
+def test_color_is_the_rounded_gray_of_the_score(score, make):
+    value = make(score)
+    g = round(float(value) * 255)
+    color = mask.get_color_for_attention_score(value)
+    assert color == (g, g, g) and all(type(channel) is int for channel in color)
+
+
+@given(st.floats(allow_nan=True, allow_infinity=True).filter(lambda x: not 0 <= x <= 1), st.sampled_from(SCALARS[:3]))
+@settings(max_examples=200, deadline=None)
+def test_color_clips_scores_outside_0_1_and_draws_nan_black(score, make):
+    with np.errstate(over="ignore"):  # np.float32(1e300) is inf
+        value = make(score)
+    f = float(value)  # np.float32 may round a tiny score to 0
+    expected = 0 if np.isnan(f) or f <= 0 else 255 if f >= 1 else round(f * 255)
+    assert mask.get_color_for_attention_score(value) == (expected,) * 3
+    assert all(type(channel) is int for channel in mask.get_color_for_attention_score(value))
+
+
+ID_FORMS = {
+    "list": lambda ids: {"input_ids": [ids]},
+    "numpy-int64": lambda ids: {"input_ids": np.array([ids], dtype=np.int64)},
+    "numpy-int32": lambda ids: {"input_ids": np.array([ids], dtype=np.int32)},
+    "tf": lambda ids: {"input_ids": tf.constant([ids], dtype=tf.int32)},
+}
+
+
+@given(
+    ids=st.lists(st.integers(0, 30), min_size=1, max_size=40),
+    mask_id=st.integers(0, 30),
+    extra=st.lists(st.integers(0, 40), max_size=3),
+    form=st.sampled_from(list(ID_FORMS)),
+)
+@settings(max_examples=300, deadline=None)
+def test_mask_token_index_matches_a_reference(ids, mask_id, extra, form):
+    for position in extra:  # sometimes put the mask in more places
+        ids.insert(min(position, len(ids)), mask_id)
+    reference = ids.index(mask_id) if mask_id in ids else None
+    index = mask.get_mask_token_index(mask_id, ID_FORMS[form](ids))
+    assert index == reference and (index is None or type(index) is int)
+    assert fill_ins.mask_positions(mask_id, ID_FORMS[form](ids)["input_ids"][0]) == [
+        i for i, t in enumerate(ids) if t == mask_id]
+
+
+@given(
+    hnp.arrays(
+        st.sampled_from([np.float32, np.float64]),
+        hnp.array_shapes(min_dims=1, max_dims=3, max_side=6),
+        elements=st.floats(allow_nan=True, allow_infinity=True, width=32),
+    )
+)
+@settings(max_examples=300, deadline=None)
+def test_gray_levels_agree_with_the_color_of_each_score(scores):
+    levels = diagrams.gray_levels(scores)
+    assert levels.dtype == np.uint8 and levels.shape == scores.shape
+    expected = [mask.get_color_for_attention_score(score)[0] for score in scores.flat]
+    assert levels.ravel().tolist() == expected
+
+
+@given(
+    lengths=st.lists(st.integers(1, 4), min_size=1, max_size=12),
+    heads=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+)
+@settings(max_examples=200, deadline=None)
+def test_merged_words_keep_rows_summing_to_1(lengths, heads, seed):
+    groups, start = [], 0
+    for length in lengths:  # consecutive words of 1-4 tokens each
+        groups.append(list(range(start, start + length)))
+        start += length
+    n = start
+    weights = np.random.default_rng(seed).random((2, heads, n, n)) + 1e-3
+    attentions = (weights / weights.sum(axis=-1, keepdims=True)).astype(np.float32)
+    merged = patterns.merge_words(groups, attentions)
+    assert merged.shape == (2, heads, len(groups), len(groups))
+    np.testing.assert_allclose(merged.sum(axis=-1), 1, atol=1e-5)
+    # attention to a word is the sum over its tokens, averaged over the attending word's tokens
+    w, v = len(groups) - 1, 0
+    expected = attentions[1, 0][np.ix_(groups[w], groups[v])].sum(axis=1).mean()
+    assert merged[1, 0, w, v] == pytest.approx(expected, abs=1e-5)
+
+
+# mask normalization, the length check and the mask lookup, on hostile text ------------------
+
+FUZZ = collections.Counter()
+FUZZ_MESSAGES = collections.Counter()
+
+FRAGMENTS = [
+    "the cat sat on the", "mat", "the turtle slowly moved across", "😀", "👩‍👩‍👧", "猫坐在", "مرحبا بالعالم",
+    "שלום עולם", "café naïve", "\x00", "\x07", "\x1b[31m", "\u200b", "\ufeff", "\u202e", "\r\n", "\t", "x" * 500,
+    "(", ")", ".", "...", "'", '"', "[", "]", "[MAS", "K]", "##ing", "[CLS]", "[SEP]", "[UNK]", " ", "",
+    "the cat sat on the mat . " * 12,
+]
+MASKS = ["[MASK]", "[mask]", "[Mask]", "[mAsK]", "[MASK].", "([MASK])", "[MASK],", '"[mask]"', "[MASK]?!", "«[MASK]»",
+         "[MASK][MASK]", "¿[mask]?", "\x00[MASK]\x00"]
+
+
+@st.composite
+def sentences(draw):
+    piece = st.one_of(st.sampled_from(FRAGMENTS), st.text(st.characters(exclude_categories=["Cs"]), max_size=15))
+    parts = [draw(piece)]
+    for _ in range(draw(st.sampled_from([0, 1, 1, 1, 1, 2, 3]))):
+        parts += [draw(st.sampled_from(MASKS)), draw(piece)]
+    return draw(st.sampled_from([" ", "", "\n", "\u3000"])).join(parts)
+
+
+def expected_outcome(text, tokenizer, model_dir):
+    """What the tool must do with `text`: (the text as read, the error line or None), from first principles."""
+    normalized = re.sub(r"\[mask\]", "[MASK]", text, flags=re.IGNORECASE)
+    if not text.strip():
+        return normalized, "No text given: type a sentence containing [MASK]."
+    n = len(tokenizer(normalized)["input_ids"])
+    if n > 64:
+        return normalized, f"Text is too long: {n} tokens, and {model_dir} reads at most 64. Shorten it."
+    if "[MASK]" not in normalized:
+        return normalized, "Input must include mask token [MASK]."
+    return normalized, None
+
+
+@given(text=sentences())
+@settings(max_examples=300, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_prepare_reads_or_refuses_hostile_text(text, tiny_h5, tiny_h5_words):
+    """
+    attention_run.prepare (normalization, length check, mask lookup; no model run):
+    the text as read has every [mask] in upper case and nothing else changed, the
+    masks are found where the tokenizer put them, and refusals carry the right line.
+    """
+    tokenizer, _ = tiny_h5_words
+    normalized, error = expected_outcome(text, tokenizer, tiny_h5)
+    if error:
+        with pytest.raises(UserError) as refused:
+            attention_run.prepare(text, tiny_h5)
+        assert str(refused.value) == error
+        FUZZ_MESSAGES[re.sub(r"\d+", "N", error.replace(tiny_h5, "MODEL"))] += 1
+        return
+    request = attention_run.prepare(text, tiny_h5)
+    assert request.text == normalized
+    ids = request.encoding["input_ids"][0].tolist()
+    assert request.mask_positions == [i for i, t in enumerate(ids) if t == tokenizer.mask_token_id]
+    assert len(request.mask_positions) == normalized.count("[MASK]")
+    assert request.notes == (["Note: reading [mask] as [MASK]."] if normalized != text else [])
+    FUZZ_MESSAGES["read"] += 1
+
+
+# a short fuzz of whole runs ----------------------------------------------------------------
+
+@given(text=sentences(), words_mode=st.booleans())
+@settings(max_examples=25, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_cli_fuzz(text, words_mode, tiny_h5, tiny_h5_words, tmp_path_factory):
+    """
+    Hostile sentences through main(): either exit 0 with exactly the fill-in sentences and
+    every diagram, or exit 1 with exactly one line; never a traceback.
+    """
+    tokenizer, words = tiny_h5_words
+    out = tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp(), prefix="fuzz")
+    try:
+        options = ["--model", tiny_h5, "--output-dir", out, "--no-html"] + ["--words"] * words_mode
+        run = call_main(options + ["--", text])  # "--": a sentence may start with "-"
+        FUZZ["cases"] += 1
+        assert "Traceback" not in run.stderr
+        normalized, error = expected_outcome(text, tokenizer, tiny_h5)
+        if error:  # one line: the [mask] note comes only once the text is usable
+            assert (run.status, run.stdout, run.stderr) == (1, "", error + "\n"), run
+            FUZZ["exit 1 (one-line error)"] += 1
+            return
+        note = "Note: reading [mask] as [MASK].\n" if normalized != text else ""
+        assert run.status == 0, run
+        FUZZ["exit 0"] += 1
+        starts = [m.start() for m in re.finditer(re.escape("[MASK]"), normalized)]
+        groups = [(normalized[:s], normalized[s + len("[MASK]"):]) for s in starts]
+        assert fill_ins_parse(run.stdout, groups, words), run
+        assert run.stderr == note + f"Wrote 4 diagrams, Attention_Overview.png to {out}\n", run
+        assert sorted(os.listdir(out)) == ["Attention_Layer1_Head1.png", "Attention_Layer1_Head2.png",
+                                           "Attention_Layer2_Head1.png", "Attention_Layer2_Head2.png",
+                                           "Attention_Overview.png"]
+        with Image.open(os.path.join(out, "Attention_Layer2_Head2.png")) as image:
+            if not words_mode:
+                n = len(tokenizer(normalized)["input_ids"])
+                assert image.size == (side(n), side(n))
+            image.load()
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def test_fuzz_summary():
+    """Runs after the fuzz (pytest keeps file order): it must have seen both outcomes of each."""
+    if not FUZZ["cases"]:
+        pytest.skip("the fuzz did not run in this session")
+    summary = ", ".join(f"{key}: {value}" for key, value in sorted(FUZZ.items()))
+    messages = "; ".join(f"{value} x {key!r}" for key, value in FUZZ_MESSAGES.most_common())
+    print(f"\nCLI fuzz: {summary}\nprepare(): {messages}")
+    assert FUZZ["exit 0"] > 0 and FUZZ["exit 1 (one-line error)"] > 0
+    assert FUZZ_MESSAGES["read"] > 0 and len(FUZZ_MESSAGES) >= 4
