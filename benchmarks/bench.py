@@ -1,8 +1,10 @@
 """
 Benchmark: our renderer and whole run against the straightforward CS50 program.
 
-    .venv/bin/python benchmarks/bench.py            # bert-base-shaped checkpoint, 3 rounds (~3 min)
-    .venv/bin/python benchmarks/bench.py --quick    # small checkpoint, 1 round (a smoke test)
+    .venv/bin/python -m benchmarks.bench            # bert-base-shaped checkpoint, 3 rounds (~3 min)
+    .venv/bin/python -m benchmarks.bench --quick    # small checkpoint, 1 round (a smoke test)
+
+(from the repository's root, so that the tool's modules and tests/ are importable).
 
 It builds a checkpoint locally (random weights: timing needs shapes, not
 knowledge), then, alternating the two programs round by round so that machine
@@ -27,7 +29,6 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-sys.path[:0] = [ROOT, HERE, os.path.join(ROOT, "tests")]
 
 SENTENCE = "The turtle slowly moved across the [MASK] of it."  # 12 tokens with [CLS], "." and [SEP]
 
@@ -51,9 +52,9 @@ def main():
         help_time = statistics.median(timed_process([sys.executable, os.path.join(ROOT, "mask.py"), "--help"])[0]
                                       for _ in range(rounds))
 
-        import models
+        import model_loading
 
-        models.import_transformers()  # quiet TensorFlow and transformers, as mask.py does
+        model_loading.import_transformers()  # quiet TensorFlow and transformers, as mask.py does
         tokens, attentions = real_attentions(model_dir)
         reference, fast = compare_renderers(tokens, attentions, rounds, scratch)
         print(f"Drawing every head's diagram (in-process; {len(tokens)} tokens, "
@@ -76,9 +77,10 @@ def build_checkpoint(path, quick):
     shape = dict(layers=2, heads=4, hidden=64, intermediate=128) if quick else dict(
         layers=12, heads=12, hidden=768, intermediate=3072, vocab_size=30522)
     print("building a checkpoint:", shape, file=sys.stderr)
-    code = "import sys; from tiny_bert import build_bert_dir; build_bert_dir(sys.argv[1], max_positions=512, **%r)" % shape
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "tests"), TF_CPP_MIN_LOG_LEVEL="3")
-    subprocess.run([sys.executable, "-c", code, path], check=True, env=env, stderr=subprocess.DEVNULL)
+    code = ("import sys; from tests.tiny_bert import build_bert_dir; "
+            f"build_bert_dir(sys.argv[1], max_positions=512, **{shape!r})")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    subprocess.run([sys.executable, "-c", code, path], check=True, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     return path
 
 
@@ -95,10 +97,10 @@ def real_attentions(model_dir):
 def compare_renderers(tokens, attentions, rounds, scratch):
     import diagrams
     import mask
-    import reference_renderer
+    from benchmarks import reference_renderer
 
     reference_times, fast_times = [], []
-    for round_number in range(rounds):
+    for _ in range(rounds):
         out = tempfile.mkdtemp(dir=scratch)
         start = time.perf_counter()
         reference_renderer.visualize_attentions(tokens, attentions, out)
@@ -111,8 +113,7 @@ def compare_renderers(tokens, attentions, rounds, scratch):
         import numpy as np
 
         stacked = np.stack([layer.numpy() for layer in attentions])
-        with diagrams.writing_to(out):
-            mask.visualize_attentions(tokens, stacked)
+        mask.visualize_attentions(tokens, stacked, out)
         fast_times.append(time.perf_counter() - start)
     return statistics.median(reference_times), statistics.median(fast_times)
 

@@ -4,14 +4,11 @@ the whole-run benchmark. Usage: python straightforward_mask.py MODEL_DIR OUTPUT_
 (reads the sentence from standard input, like CS50's "Text: " prompt).
 """
 
-import os
 import sys
 
+import reference_renderer  # beside this file: run as a script, its folder is on sys.path
 import tensorflow as tf
 from transformers import AutoTokenizer, TFBertForMaskedLM
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-import reference_renderer  # noqa: E402
 
 K = 3
 

