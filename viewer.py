@@ -118,7 +118,8 @@ _PLACEHOLDER = "__ATTENTION_DATA_JSON__"
 # Stored attention values are integers 0..SCALE (i.e. 3 decimals).
 _SCALE = 1000
 
-# The size budget for 12 layers x 12 heads x 40 tokens (unit-tested).
+# Largest page for 12 layers x 12 heads x 40 tokens without query/key vectors (unit-tested): a size a
+# course page or an e-mail carries easily
 SIZE_BUDGET_BYTES = 2_000_000
 
 # Characters that must not appear raw inside an inline <script> element:
