@@ -121,7 +121,7 @@ def compare_renderers(tokens, attentions, rounds, scratch):
 def compare_whole_runs(model_dir, rounds, scratch):
     python = sys.executable
     programs = [
-        ([python, os.path.join(HERE, "straightforward_mask.py"), model_dir, "OUT"], SENTENCE + "\n"),
+        ([python, "-m", "benchmarks.straightforward_mask", model_dir, "OUT"], SENTENCE + "\n"),
         ([python, os.path.join(ROOT, "mask.py"), "--model", model_dir, "--output-dir", "OUT"], SENTENCE + "\n"),
     ]
     results = [[], []]
@@ -138,7 +138,8 @@ def compare_whole_runs(model_dir, rounds, scratch):
 def timed_process(command, stdin=""):
     """Run a command; returns (wall seconds, peak resident memory in bytes)."""
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               cwd=ROOT)  # the tool's modules and benchmarks/ import from the root
     process.stdin.write(stdin.encode())
     process.stdin.close()
     stderr = process.stderr.read()

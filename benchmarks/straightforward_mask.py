@@ -6,9 +6,10 @@ the whole-run benchmark. Usage: python straightforward_mask.py MODEL_DIR OUTPUT_
 
 import sys
 
-import reference_renderer  # beside this file: run as a script, its folder is on sys.path
 import tensorflow as tf
 from transformers import AutoTokenizer, TFBertForMaskedLM
+
+from benchmarks import reference_renderer
 
 K = 3
 
