@@ -40,6 +40,8 @@ def import_transformers(tensorflow=True):
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # tqdm.auto in a notebook without ipywidgets (transformers imports it; its progress bars are off anyway)
+    warnings.filterwarnings("ignore", message="IProgress not found")
     try:
         # absl writes some lines straight to file descriptor 2 while TensorFlow loads
         with quiet_stderr():
