@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_failure, call_main
+from conftest import ROOT, assert_one_line_failure, call_main
 from safetensors.numpy import load_file
 from test_viewer import _browser_unavailable, assert_no_console_errors, assert_no_network_requests
 
@@ -303,3 +303,16 @@ def test_inline_viewer_works_in_a_sandboxed_iframe_offline(browser, tiny_h5, tmp
     assert browser.title == "notebook"
     assert_no_console_errors(browser)
     assert_no_network_requests(browser, url)
+
+
+@pytest.mark.parametrize("readme, heading", [("README.md", "## In a notebook"),
+                                             ("README_es.md", "## En un cuaderno (Jupyter, Colab, Kaggle)")])
+def test_readme_notebook_example_runs(readme, heading, capsys):
+    text = open(os.path.join(ROOT, readme), encoding="utf-8").read()
+    section = text.split(heading + "\n", 1)[1].split("\n## ", 1)[0]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    namespace = {}
+    exec(compile(code, readme, "exec"), namespace)  # the last line, `run`, is what a notebook would display
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == [f"{c.sentence} {c.probability}" for c in namespace["run"].predictions[0]]
+    assert len(printed) == 3 and "<iframe srcdoc=" in namespace["run"]._repr_html_()
