@@ -10,6 +10,10 @@ Usage:
     python mask.py TEXT --model DIR_OR_HUB_NAME --output-dir out/
     python mask.py --help                            # every option
 
+In a notebook (attention.ipynb, atencion.ipynb):
+    run = mask.explain("The cat sat on the [MASK].", model="bundled")
+    run                                              # the interactive viewer, inline
+
 Prints the top-K fill-ins for the mask (one full sentence per line), writes one
 grayscale diagram per layer and head, Attention_Layer{L}_Head{H}.png (lighter
 cell = more attention; row = the attending token, column = the token attended
