@@ -211,8 +211,10 @@ class AttentionRun:
         """
         attention.html as a string: the self-contained interactive viewer. Its
         query/key panel gets every head's vectors (float32) when the page stays within
-        viewer.SIZE_BUDGET_BYTES with them (the bundled model up to about 45 tokens,
-        bert-base up to about 17); longer texts get the page without that panel.
+        viewer.SIZE_BUDGET_BYTES with them (the bundled model up to 46 tokens,
+        bert-base up to 17); longer texts get the page without that panel. Not
+        float16: it would move the bundled model's softmax by up to 8e-4, a wrong third
+        decimal next to the page's exact values (see viewer.py).
         """
         fields = self._viewer_fields()
         page = viewer.render_viewer_html(**fields)

@@ -183,7 +183,7 @@ def notebook_api_section(rounds):
           f"{f['forward_hidden'] * 1000:.0f} ms")
     print(f"  save() as the command line does, page without / with queries and keys  "
           f"{f['save_plain'] * 1000:6.0f} / {f['save_qk'] * 1000:.0f} ms "
-          f"(+{(f['save_qk'] - f['save_plain']) * 1000:.0f} ms)")
+          f"({(f['save_qk'] - f['save_plain']) * 1000:+.0f} ms)")
     print(f"  attention.html without / with queries and keys  {f['page_plain'] / 1e3:6.0f} / "
           f"{f['page_qk'] / 1e3:.0f} kB (budget {f['budget'] / 1e3:.0f} kB)")
     print(f"  inline viewer (_repr_html_)     {f['repr_html'] * 1000:7.1f} ms, {f['repr_html_size'] / 1e3:.0f} kB")
@@ -208,35 +208,36 @@ def notebook_api_child(rounds):
     import model_loading
     import viewer
 
-    def best(function):  # the least disturbed of a few tries, for the small figures
-        times = []
-        for _ in range(rounds):
-            start = time.perf_counter()
-            function()
-            times.append(time.perf_counter() - start)
-        return min(times)
+    def best(*functions):
+        """The least disturbed of several tries of each, alternating, so that load hits them alike."""
+        times = [[] for _ in functions]
+        for _ in range(max(rounds, 7)):
+            for function, record in zip(functions, times, strict=True):
+                start = time.perf_counter()
+                function()
+                record.append(time.perf_counter() - start)
+        return [min(record) for record in times]
 
     network = run.query_key_source.network
     request = attention_run.prepare(NOTEBOOK_SENTENCES[0], "bundled")
-    forward = best(lambda: model_loading.forward(network, request.encoding))
-    forward_hidden = best(lambda: model_loading.forward(network, request.encoding, hidden_states=True))
+    forward, forward_hidden = best(lambda: model_loading.forward(network, request.encoding),
+                                   lambda: model_loading.forward(network, request.encoding, hidden_states=True))
     from query_key import queries_and_keys
 
-    qk = best(lambda: queries_and_keys(network, run.query_key_source.hidden_states))
+    [qk] = best(lambda: queries_and_keys(network, run.query_key_source.hidden_states))
     plain = dataclasses.replace(run, query_key_source=None)
     scratch = tempfile.mkdtemp()
     # a fresh source each time, so every save pays for computing the vectors, as a command-line run does
     fresh = lambda: dataclasses.replace(run, query_key_source=type(run.query_key_source)(
         network, run.query_key_source.hidden_states))
-    save_plain = best(lambda: plain.save(scratch))
-    save_qk = best(lambda: fresh().save(scratch))
+    save_plain, save_qk = best(lambda: plain.save(scratch), lambda: fresh().save(scratch))
     inline = run._repr_html_()
     figures = dict(
         tokens=len(run.tokens), layers=run.attentions.shape[0], heads=run.attentions.shape[1],
         first=first, next=statistics.median(nexts), qk=qk, forward=forward, forward_hidden=forward_hidden,
         save_plain=save_plain, save_qk=save_qk, page_plain=len(plain.viewer_html().encode()),
         page_qk=len(run.viewer_html().encode()), budget=viewer.SIZE_BUDGET_BYTES,
-        repr_html=best(run._repr_html_), repr_html_size=len(inline.encode()),
+        repr_html=best(run._repr_html_)[0], repr_html_size=len(inline.encode()),
     )
     print(" ".join(f"{key}={value}" for key, value in figures.items()))
 
