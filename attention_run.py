@@ -96,7 +96,7 @@ class Request:
         positions = list(self.mask_positions)
         special = special_positions(tokenizer, self.encoding["input_ids"][0])
         # Queries and keys belong to tokens: a word-level run has none (its rows are merged pieces)
-        query_keys = query_key.QueryKeySource(network, hidden) if query_key.supported(network) else None
+        query_keys = query_key.QueryKeySource(network, hidden)
         if words:
             groups = word_groups(self.encoding)
             tokens = [word_label(tokenizer, [tokens[i] for i in group]) for group in groups]
@@ -160,7 +160,7 @@ class AttentionRun:
     special_tokens  index into tokens of each of the model's special tokens ([CLS], [SEP]; not [MASK]):
                   what the viewer's "hide [CLS]/[SEP]" switch hides
     query_key_source  computes every head's queries and keys on first use (query_key.QueryKeySource);
-                  None for a word-level run
+                  None for a word-level run (its rows are merged pieces)
 
     In a notebook the run shows itself as the interactive viewer; .query_key(layer, head)
     gives a head's queries and keys.
@@ -218,7 +218,7 @@ class AttentionRun:
         """
         fields = self._viewer_fields()
         page = viewer.render_viewer_html(**fields)
-        if self.query_key_source is not None:
+        if self.query_key_source is not None and self.query_key_source.supported:
             # base64 of the float32 numbers, plus the few characters of their JSON keys
             extra = 4 * -(-int(np.prod(self.query_key_source.shape)) * 4 // 3) + 100
             if len(page.encode("utf-8")) + extra <= viewer.SIZE_BUDGET_BYTES:

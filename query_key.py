@@ -20,6 +20,8 @@ computed differently (rotary embeddings, a fused QKV kernel) adds its entry here
 
 import numpy as np
 
+from errors import UserError
+
 
 def bert_projections(network):
     """Each layer's (query, key) keras Dense layers of a transformers TF BERT (TFBertForMaskedLM, TFBertModel)."""
@@ -48,6 +50,11 @@ class QueryKeySource:
         self._value = None
 
     @property
+    def supported(self):
+        """False for a family PROJECTIONS doesn't know: then there are no queries and keys to give."""
+        return supported(self.network)
+
+    @property
     def shape(self):
         """(layers, heads, 2, n, d) without computing anything."""
         layers_plus_one, n, hidden = self.hidden_states.shape
@@ -55,6 +62,10 @@ class QueryKeySource:
         return (layers_plus_one - 1, heads, 2, n, hidden // heads)
 
     def __call__(self):
+        if not self.supported:
+            model_type = getattr(self.network.config, "model_type", "these")
+            raise UserError(f"Queries and keys of {model_type} models are not available yet "
+                            "(query_key.PROJECTIONS lists the families that have them).")
         if self._value is None:
             self._value = queries_and_keys(self.network, self.hidden_states)
         return self._value

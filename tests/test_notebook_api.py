@@ -101,6 +101,15 @@ def test_word_level_runs_have_no_queries_and_keys(tiny_h5):
     assert [run.tokens[i] for i in payload["special_tokens"]] == ["[CLS]", "[SEP]"]
 
 
+def test_a_family_without_projections_says_so_and_the_page_has_no_vectors(tiny_h5, monkeypatch):
+    run = mask.explain(TEXT, model=tiny_h5)
+    monkeypatch.setattr(query_key, "PROJECTIONS", {})  # as for a family query_key.py doesn't know yet
+    with pytest.raises(UserError, match=r"^Queries and keys of bert models are not available yet "):
+        run.query_key(1, 1)
+    assert payload_of(run.viewer_html())["query_key"] is None
+    assert "<iframe srcdoc=" in run._repr_html_()
+
+
 @pytest.mark.parametrize("layer, head", [(0, 1), (3, 1), (1, 0), (1, 3), (1.0, 1), (True, 1), ("1", 1)])
 def test_layers_and_heads_count_from_one_without_wrapping(layer, head, tiny_h5):
     run = mask.explain(TEXT, model=tiny_h5)  # 2 layers x 2 heads
