@@ -10,11 +10,14 @@ command line (mask.main), the notebook API (mask.explain) and every writer
 the same run.
 """
 
+import base64
 import functools
+import html
 import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, ImageFont
@@ -24,6 +27,7 @@ import model_loading
 import model_source
 import outputs
 import patterns
+import query_key
 import viewer
 from errors import UserError
 from fill_ins import Candidate, fill_ins, mask_positions
@@ -31,6 +35,9 @@ from fill_ins import Candidate, fill_ins, mask_positions
 # Name of the overview image and of the viewer page a run writes
 OVERVIEW_FILE = "Attention_Overview.png"
 VIEWER_FILE = "attention.html"
+
+# Height of the viewer in a notebook (an iframe cannot size itself to a sandboxed page; it scrolls inside)
+NOTEBOOK_VIEWER_HEIGHT = 900
 
 
 @dataclass(frozen=True)
@@ -76,9 +83,9 @@ class Request:
 
     def run(self, *, top_k=3, words=False, style=None):
         """Run the model once and return the AttentionRun (words=True merges word pieces)."""
-        source, tokenizer = self.model.source, self.model.tokenizer
-        logits, attentions = model_loading.forward(self.model.network, self.encoding)
-        # logits: (seq, vocab); attentions: (layers, heads, seq, seq)
+        source, tokenizer, network = self.model.source, self.model.tokenizer, self.model.network
+        logits, attentions, hidden = model_loading.forward(network, self.encoding, hidden_states=True)
+        # logits: (seq, vocab); attentions: (layers, heads, seq, seq); hidden: (layers + 1, seq, hidden)
         predictions, notes = None, list(self.notes)
         if source.has_mlm_head:
             top_k = min(top_k, logits.shape[-1])
@@ -87,18 +94,23 @@ class Request:
             notes.append(f"Note: {source.label} has no masked-LM head: drawing attention only, no fill-ins.")
         tokens = tokenizer.convert_ids_to_tokens(self.encoding["input_ids"][0])
         positions = list(self.mask_positions)
+        special = special_positions(tokenizer, self.encoding["input_ids"][0])
+        # Queries and keys belong to tokens: a word-level run has none (its rows are merged pieces)
+        query_keys = query_key.QueryKeySource(network, hidden)
         if words:
             groups = word_groups(self.encoding)
             tokens = [word_label(tokenizer, [tokens[i] for i in group]) for group in groups]
             attentions = patterns.merge_words(groups, attentions)
             group_of = {i: w for w, group in enumerate(groups) for i in group}
             positions = [group_of[p] for p in positions]
+            special = [group_of[i] for i in special if len(groups[group_of[i]]) == 1]  # special tokens stand alone
+            query_keys = None
         tokens = [diagrams.printable(token) for token in tokens]
         scores = patterns.pattern_scores(attentions, tokens, tokenizer.cls_token, tokenizer.sep_token)
         return AttentionRun(
             text=self.text, model=source.label, tokens=tokens, attentions=attentions.astype(np.float32),
             predictions=predictions, mask_positions=positions, patterns=scores, notes=notes,
-            style=style,
+            style=style, special_tokens=special if len(special) < len(tokens) else [], query_key_source=query_keys,
         )
 
 
@@ -123,7 +135,14 @@ def prepare(text, model, *, fallback_to_bundled=False):
     return Request(opened, text, encoding, positions, notes)
 
 
-@dataclass
+class QueryKey(NamedTuple):
+    """One head's queries and keys (AttentionRun.query_key): softmax(queries @ keys.T / sqrt(d)) = its attention."""
+
+    queries: np.ndarray  # (n, d) float32: row i = token i's query
+    keys: np.ndarray  # (n, d) float32: row j = token j's key
+
+
+@dataclass(repr=False)
 class AttentionRun:
     """
     Everything one run shows. Numbers of layers and heads are 1-based wherever a
@@ -138,6 +157,13 @@ class AttentionRun:
     mask_positions  index into tokens of each mask
     patterns      pattern name -> (layers, heads) scores in [0, 1] (see patterns.py)
     notes         what the run has to tell the user (the CLI prints these on stderr)
+    special_tokens  index into tokens of each of the model's special tokens ([CLS], [SEP]; not [MASK]):
+                  what the viewer's "hide [CLS]/[SEP]" switch hides
+    query_key_source  computes every head's queries and keys on first use (query_key.QueryKeySource);
+                  None for a word-level run (its rows are merged pieces)
+
+    In a notebook the run shows itself as the interactive viewer; .query_key(layer, head)
+    gives a head's queries and keys.
     """
 
     text: str
@@ -149,6 +175,8 @@ class AttentionRun:
     patterns: dict
     notes: list = field(default_factory=list)
     style: Style = None
+    special_tokens: list = field(default_factory=list)
+    query_key_source: Callable = field(default=None, compare=False)
 
     @property
     def legible(self):
@@ -157,6 +185,7 @@ class AttentionRun:
 
     def diagram(self, layer, head):
         """Attention_Layer{layer}_Head{head}.png as a PIL image (the same pixels as the file)."""
+        self._check_head(layer, head)
         pixels = diagrams.head_pixels(self.tokens, self.attentions[layer - 1, head - 1], self.style.font,
                                       self.style.grid_size, self.style.margin)
         return Image.fromarray(pixels, "L")
@@ -165,9 +194,82 @@ class AttentionRun:
         """Attention_Overview.png as a PIL image: every head at a glance."""
         return diagrams.overview_image(self.attentions, self.style.font.font_variant(size=20))
 
+    def query_key(self, layer, head):
+        """
+        One head's queries and keys for every token, from the model's own weights
+        and hidden states: a QueryKey (queries, keys), each (n, d) float32, with
+        softmax(queries @ keys.T / sqrt(d)) = self.attentions[layer - 1, head - 1].
+        """
+        self._check_head(layer, head)
+        if self.query_key_source is None:
+            raise UserError("Queries and keys belong to tokens, not merged words: run without words=True.")
+        # everything: (layers, heads, 2, n, d), computed on the first call
+        everything = self.query_key_source()
+        return QueryKey(everything[layer - 1, head - 1, 0], everything[layer - 1, head - 1, 1])
+
     def viewer_html(self):
-        """attention.html as a string: the self-contained interactive viewer."""
-        return viewer.render_viewer_html(**self._viewer_fields())
+        """
+        attention.html as a string: the self-contained interactive viewer. Its
+        query/key panel gets every head's vectors (float32) when the page stays within
+        viewer.SIZE_BUDGET_BYTES with them (the bundled model up to 46 tokens,
+        bert-base up to 17); longer texts get the page without that panel. Not
+        float16: it would move the bundled model's softmax by up to 8e-4, a wrong third
+        decimal next to the page's exact values (see viewer.py).
+        """
+        fields = self._viewer_fields()
+        page = viewer.render_viewer_html(**fields)
+        if self.query_key_source is not None and self.query_key_source.supported:
+            # base64 of the float32 numbers, plus the few characters of their JSON keys
+            extra = 4 * -(-int(np.prod(self.query_key_source.shape)) * 4 // 3) + 100
+            if len(page.encode("utf-8")) + extra <= viewer.SIZE_BUDGET_BYTES:
+                page = viewer.render_viewer_html(**fields, query_key=self.query_key_source())
+        return page
+
+    def _repr_html_(self):
+        """
+        How a notebook (Jupyter, JupyterLab, VS Code, Colab, Kaggle) shows the run:
+        the viewer page in a sandboxed <iframe srcdoc>, so its CSS and scripts cannot
+        touch the notebook's and it needs no network. A text too long for the viewer
+        shows the overview image instead.
+        """
+        if not self.legible or not viewer_available():
+            note = (f"{len(self.tokens)} tokens are more than the {self.style.max_tokens} the viewer shows legibly; "
+                    "the overview of every head:" if viewer_available() else "The viewer's template is missing; "
+                    "the overview of every head:")
+            image = base64.b64encode(diagrams.png_bytes(np.asarray(self.overview()))).decode("ascii")
+            return f"<p>{html.escape(note)}</p><img alt=\"Attention overview\" src=\"data:image/png;base64,{image}\">"
+        # srcdoc holds a whole page: html.escape turns its & < > " ' into entities, which the browser
+        # turns back before parsing srcdoc, so no character of the page can end the attribute
+        return (
+            f'<iframe srcdoc="{html.escape(self.viewer_html(), quote=True)}" '
+            'sandbox="allow-scripts allow-downloads" '
+            f'title="{html.escape(f"Attention viewer: {self.model}", quote=True)}" '
+            f'style="width: 100%; height: {NOTEBOOK_VIEWER_HEIGHT}px; border: 1px solid #ccc;"></iframe>'
+        )
+
+    def __repr__(self):
+        """A few readable lines (the arrays' shapes, not their numbers)."""
+        layers, heads, n, _ = self.attentions.shape
+        shown = self.tokens if n <= 24 else self.tokens[:20] + ["...", *self.tokens[-2:]]
+        lines = [
+            f"AttentionRun(text={self.text!r}, model={self.model!r})",
+            f"  tokens ({n}): {' '.join(shown)}",
+            f"  attentions: {layers} layers x {heads} heads x {n} x {n} tokens, float32",
+        ]
+        for nth, group in enumerate(self.predictions or []):
+            label = "fill-ins" if len(self.predictions) == 1 else f"fill-ins, mask {nth + 1}"
+            lines.append(f"  {label}: " + ", ".join(f"{c.token} ({c.probability:.3f})" for c in group))
+        if self.predictions is None:
+            lines.append("  no fill-ins (the model has no masked-LM head)")
+        lines.append("  .diagram(layer, head), .overview(), .query_key(layer, head), .save(directory)")
+        return "\n".join(lines)
+
+    def _check_head(self, layer, head):
+        """Layers and heads are numbered from 1, as in the file names; refuse others (no wrap-around)."""
+        layers, heads = self.attentions.shape[:2]
+        for name, value, count in (("layer", layer, layers), ("head", head, heads)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= count:
+                raise ValueError(f"{name} must be a whole number from 1 to {count}; got {value!r}")
 
     def save(self, directory=".", *, html=True):
         """
@@ -184,7 +286,8 @@ class AttentionRun:
         diagrams.save_png(self.overview(), os.path.join(directory, OVERVIEW_FILE))
         written.append(OVERVIEW_FILE)
         if html and self.legible:
-            viewer.write_viewer(os.path.join(directory, VIEWER_FILE), **self._viewer_fields())
+            with outputs.atomic_file(os.path.join(directory, VIEWER_FILE), "w") as file:
+                file.write(self.viewer_html())
             written.append(VIEWER_FILE)
         return written
 
@@ -199,12 +302,24 @@ class AttentionRun:
         ]
         return dict(text=self.text, tokens=self.tokens, attentions=self.attentions,
                     predictions=groups if self.predictions is not None else None,
-                    patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model)
+                    patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model,
+                    special_tokens=self.special_tokens)
 
 
 def viewer_available():
     """The viewer's template is a file of its own (assets/); a partial copy of the tool may lack it."""
     return viewer.TEMPLATE_PATH.exists()
+
+
+def special_positions(tokenizer, ids):
+    """
+    Index of each of the model's special tokens in `ids` ([CLS], [SEP], padding,
+    <s>, </s>; typed ones too), for the viewer's "hide [CLS]/[SEP]" switch. The mask
+    and unknown tokens stand for words, so they stay visible.
+    """
+    keep = {tokenizer.mask_token_id, tokenizer.unk_token_id}
+    special = set(tokenizer.all_special_ids) - keep
+    return [index for index, token_id in enumerate(ids) if int(token_id) in special]
 
 
 def word_groups(encoding):
@@ -251,4 +366,4 @@ def check_length(length, source):
         )
 
 
-__all__ = ["AttentionRun", "Candidate", "Request", "Style", "UserError", "open_model", "prepare"]
+__all__ = ["AttentionRun", "Candidate", "QueryKey", "Request", "Style", "UserError", "open_model", "prepare"]

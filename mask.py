@@ -10,6 +10,10 @@ Usage:
     python mask.py TEXT --model DIR_OR_HUB_NAME --output-dir out/
     python mask.py --help                            # every option
 
+In a notebook (attention.ipynb, atencion.ipynb):
+    run = mask.explain("The cat sat on the [MASK].", model="bundled")
+    run                                              # the interactive viewer, inline
+
 Prints the top-K fill-ins for the mask (one full sentence per line), writes one
 grayscale diagram per layer and head, Attention_Layer{L}_Head{H}.png (lighter
 cell = more attention; row = the attending token, column = the token attended
@@ -121,7 +125,7 @@ def main(argv=None):
     except KeyboardInterrupt:
         _fail("Interrupted.", 130)
     except OSError as error:  # anything the tool reads; every write error is a UserError naming the file
-        _fail(f"Cannot read {error.filename}: {error.strerror or error}", 1)
+        _fail(_cannot_read(error), 1)
 
 
 def get_mask_token_index(mask_token_id, inputs):
@@ -183,14 +187,30 @@ def generate_diagram(layer_number, head_number, tokens, attention_weights, outpu
 def explain(text, model=None, top_k=K, words=False):
     """
     The notebook API: run the tool on `text` and return an AttentionRun with
-    .text, .model, .tokens, .attentions (layers, heads, n, n), .predictions (one
-    list per mask of candidates with .token, .probability, .sentence), .patterns,
-    .diagram(layer, head), .overview() and .save(directory). The same code path as
-    the command line; a model loads once per process. Bad input raises UserError
-    with the one-line message the command line prints.
+    .text, .model, .tokens (as drawn), .attentions (layers, heads, n, n) float32,
+    .predictions (one list per mask of top_k candidates with .token, .probability,
+    .sentence: the sentences the command line prints), .patterns, .special_tokens,
+    .diagram(layer, head) and .overview() (PIL images, the files' pixels; layers and
+    heads count from 1), .query_key(layer, head), .save(directory) (the command
+    line's files). In a notebook it shows itself as the interactive viewer.
+
+    The same code path as the command line; a model loads once per process. Bad
+    input raises UserError with the one-line message the command line prints.
     """
-    request = attention_run.prepare(text, model or MODEL, fallback_to_bundled=model is None)
-    return request.run(top_k=top_k, words=words, style=_style())
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a string containing the mask token; got {type(text).__name__}")
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise UserError(f"top_k must be a whole number of at least 1, not {top_k!r}")
+    try:
+        request = attention_run.prepare(text, model or MODEL, fallback_to_bundled=model is None)
+        run = request.run(top_k=top_k, words=words, style=_style())
+    except UserError:
+        raise
+    except OSError as error:  # as main() reports it: one line
+        raise UserError(_cannot_read(error)) from None
+    for note in run.notes:  # what the command line says on stderr (a fallback model, a missing head)
+        _notice(note)
+    return run
 
 
 def _style():
@@ -220,6 +240,11 @@ def _print_predictions(predictions, with_scores):
                 line += f"  ({candidate.probability:.3f})"
             print(line)
     sys.stdout.flush()
+
+
+def _cannot_read(error):
+    """The one line for a file the tool could not read."""
+    return f"Cannot read {error.filename}: {error.strerror or error}"
 
 
 def _positive_int(value):

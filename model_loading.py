@@ -40,6 +40,8 @@ def import_transformers(tensorflow=True):
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     warnings.filterwarnings("ignore", category=FutureWarning)
+    # tqdm.auto in a notebook without ipywidgets (transformers imports it; its progress bars are off anyway)
+    warnings.filterwarnings("ignore", message="IProgress not found")
     try:
         # absl writes some lines straight to file descriptor 2 while TensorFlow loads
         with quiet_stderr():
@@ -129,17 +131,23 @@ def load_model(source):
     return model
 
 
-def forward(model, encoding):
+def forward(model, encoding, *, hidden_states=False):
     """
     One forward pass of a tokenized text (batch of 1). Returns NumPy arrays:
-    logits: (seq, vocab) float32; attentions: (layers, heads, seq, seq) float32.
+    logits: (seq, vocab) float32; attentions: (layers, heads, seq, seq) float32;
+    with hidden_states=True also hidden: (layers + 1, seq, hidden) float32, the
+    embeddings and each layer's output (the model computes them anyway; query_key.py
+    projects them into each head's queries and keys).
     """
     feed = {key: np.asarray(value) for key, value in encoding.items()}
-    result = model(feed, output_attentions=True, training=False)
+    result = model(feed, output_attentions=True, output_hidden_states=hidden_states, training=False)
     logits = result.logits.numpy()[0]
     # result.attentions: one (batch=1, heads, seq, seq) tensor per layer
     attentions = np.stack([layer.numpy()[0] for layer in result.attentions])
-    return logits, attentions
+    if not hidden_states:
+        return logits, attentions
+    # result.hidden_states: one (batch=1, seq, hidden) tensor per layer, plus the embeddings first
+    return logits, attentions, np.stack([state.numpy()[0] for state in result.hidden_states])
 
 
 def _assign_h5_weights(model, path):

@@ -15,6 +15,9 @@ load hits both alike:
 2. times `mask.py --help`;
 3. draws every head's diagram for the sentence with the straightforward renderer
    (benchmarks/reference_renderer.py) and with ours, in this process.
+Its notebook API section (notebook_api_section) times mask.explain() on the
+bundled model in a fresh process: the first call, the next ones, and what the
+viewer's queries and keys cost a run.
 It prints medians and ratios. Nothing here asserts a time: the figures are for
 people to read (README's "Performance" section quotes them).
 """
@@ -70,6 +73,8 @@ def main():
             f"   ({our_time / base_time:.2f} of the time, {our_memory / base_memory:.2f} of the memory)\n"
         )
         print(f"Start-up: mask.py --help    {help_time:7.2f} s")
+
+    notebook_api_section(rounds)
 
 
 def build_checkpoint(path, quick):
@@ -149,6 +154,93 @@ def timed_process(command, stdin=""):
     if process.returncode != 0:
         sys.exit(f"{command[1]} failed:\n{stderr.decode(errors='replace')}")
     return elapsed, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+
+
+# ---- Notebook API: mask.explain() on the bundled model (first and next calls, queries and keys) ------------
+
+NOTEBOOK_SENTENCES = ["The turtle slowly moved across the [MASK].", "I drank a cup of [MASK] this morning.",
+                      "The cat sat on the [MASK].", "Then I picked up a [MASK] from the table."]
+
+
+def notebook_api_section(rounds):
+    """
+    What a notebook user waits for, measured in a fresh process (as a new kernel is):
+    the first mask.explain() (TensorFlow import, model load, run), the next ones
+    (the model stays loaded), and what the query/key panel costs a run.
+    """
+    code = f"from benchmarks import bench; bench.notebook_api_child({max(rounds, 3)})"
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if result.returncode != 0:
+        sys.exit(f"notebook API benchmark failed:\n{result.stderr}")
+    figures = dict(line.split("=", 1) for line in result.stdout.split() if "=" in line)
+    f = {key: float(value) for key, value in figures.items()}
+    print("\nNotebook API: mask.explain(..., model='bundled') in a fresh process "
+          f"({int(f['tokens'])} tokens, {int(f['layers'])} layers x {int(f['heads'])} heads)")
+    print(f"  first call (import, load, run)  {f['first']:7.2f} s")
+    print(f"  next call (model loaded)        {f['next']:7.3f} s   (median; {f['first'] / f['next']:.0f}x faster)")
+    print(f"  queries and keys, every head    {f['qk'] * 1000:7.1f} ms  (computed on first use)")
+    print(f"  forward pass without / with hidden states  {f['forward'] * 1000:6.0f} / "
+          f"{f['forward_hidden'] * 1000:.0f} ms")
+    print(f"  save() as the command line does, page without / with queries and keys  "
+          f"{f['save_plain'] * 1000:6.0f} / {f['save_qk'] * 1000:.0f} ms "
+          f"({(f['save_qk'] - f['save_plain']) * 1000:+.0f} ms)")
+    print(f"  attention.html without / with queries and keys  {f['page_plain'] / 1e3:6.0f} / "
+          f"{f['page_qk'] / 1e3:.0f} kB (budget {f['budget'] / 1e3:.0f} kB)")
+    print(f"  inline viewer (_repr_html_)     {f['repr_html'] * 1000:7.1f} ms, {f['repr_html_size'] / 1e3:.0f} kB")
+
+
+def notebook_api_child(rounds):
+    """Runs in the fresh process of notebook_api_section; prints name=value figures."""
+    import dataclasses
+
+    start = time.perf_counter()
+    import mask
+
+    run = mask.explain(NOTEBOOK_SENTENCES[0], model="bundled")
+    first = time.perf_counter() - start
+    nexts = []
+    for nth in range(rounds):
+        start = time.perf_counter()
+        mask.explain(NOTEBOOK_SENTENCES[1 + nth % 3], model="bundled")
+        nexts.append(time.perf_counter() - start)
+
+    import attention_run
+    import model_loading
+    import viewer
+
+    def best(*functions):
+        """The least disturbed of several tries of each, alternating, so that load hits them alike."""
+        times = [[] for _ in functions]
+        for _ in range(max(rounds, 7)):
+            for function, record in zip(functions, times, strict=True):
+                start = time.perf_counter()
+                function()
+                record.append(time.perf_counter() - start)
+        return [min(record) for record in times]
+
+    network = run.query_key_source.network
+    request = attention_run.prepare(NOTEBOOK_SENTENCES[0], "bundled")
+    forward, forward_hidden = best(lambda: model_loading.forward(network, request.encoding),
+                                   lambda: model_loading.forward(network, request.encoding, hidden_states=True))
+    from query_key import queries_and_keys
+
+    [qk] = best(lambda: queries_and_keys(network, run.query_key_source.hidden_states))
+    plain = dataclasses.replace(run, query_key_source=None)
+    scratch = tempfile.mkdtemp()
+    # a fresh source each time, so every save pays for computing the vectors, as a command-line run does
+    fresh = lambda: dataclasses.replace(run, query_key_source=type(run.query_key_source)(
+        network, run.query_key_source.hidden_states))
+    save_plain, save_qk = best(lambda: plain.save(scratch), lambda: fresh().save(scratch))
+    inline = run._repr_html_()
+    figures = dict(
+        tokens=len(run.tokens), layers=run.attentions.shape[0], heads=run.attentions.shape[1],
+        first=first, next=statistics.median(nexts), qk=qk, forward=forward, forward_hidden=forward_hidden,
+        save_plain=save_plain, save_qk=save_qk, page_plain=len(plain.viewer_html().encode()),
+        page_qk=len(run.viewer_html().encode()), budget=viewer.SIZE_BUDGET_BYTES,
+        repr_html=best(run._repr_html_)[0], repr_html_size=len(inline.encode()),
+    )
+    print(" ".join(f"{key}={value}" for key, value in figures.items()))
 
 
 if __name__ == "__main__":
