@@ -201,7 +201,7 @@ def analyse(sentences, model, *, fallback_to_bundled=False, batch_size=BATCH_SIZ
     measures = np.zeros((count, len(patterns.MEASURES), layers, heads), dtype=np.float32)
     from tqdm import tqdm
 
-    bar = tqdm(total=count, unit=" sentences", file=sys.stderr, disable=None if progress else True,
+    bar = tqdm(total=count, unit="sentence", file=sys.stderr, disable=None if progress else True,
                delay=PROGRESS_DELAY, leave=False, dynamic_ncols=True)
     with bar:
         for batch in batches(lengths, batch_size):
