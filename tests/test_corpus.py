@@ -320,3 +320,12 @@ def test_sigint_mid_corpus_leaves_no_file(tiny_h5, tmp_path):
     assert (process.returncode, stdout, stderr) == (130, b"", b"Interrupted.\n")
     assert os.listdir(out) == [] and leftovers(tmp_path) == []
     assert not (tmp_path / "c.npz").exists()
+
+
+def test_save_into_a_missing_directory_fails_before_the_model_loads(tiny_h5, tmp_path, monkeypatch):
+    attention_run.open_model.cache_clear()
+    monkeypatch.setattr(model_loading, "load_model", lambda source: pytest.fail("loaded the model first"))
+    path = write(tmp_path, "a dog ran .\n")
+    run = call_main(["--corpus", str(path), "--model", tiny_h5, "--output-dir", str(tmp_path / "out"),
+                     "--save", str(tmp_path / "nowhere" / "c.npz")])
+    assert_one_line_failure(run, f"Cannot write {tmp_path / 'nowhere'}: No such file or directory")
