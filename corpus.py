@@ -44,8 +44,8 @@ SUMMARY_FILE = "Heads_Summary.png"
 BATCH_SIZE = 32
 
 # Most attention cells a batch may hold per layer and head (sentences x n_max x n_max): long sentences
-# go in smaller batches, so a batch of 512-token texts stays a few hundred MB even for bert-base
-MAX_BATCH_CELLS = 32 * 128 * 128
+# go in smaller batches (a 512-token text alone), so a batch stays about 150 MB of float64 scores even for bert-base
+MAX_BATCH_CELLS = 32 * 64 * 64
 
 # Seconds before the progress bar appears (a small corpus finishes without one)
 PROGRESS_DELAY = 1.0

@@ -1,7 +1,7 @@
 """
 Benchmark: our renderer and whole run against the straightforward CS50 program.
 
-    .venv/bin/python -m benchmarks.bench            # bert-base-shaped checkpoint, 3 rounds (~3 min)
+    .venv/bin/python -m benchmarks.bench            # bert-base-shaped checkpoint, 3 rounds (~6 min)
     .venv/bin/python -m benchmarks.bench --quick    # small checkpoint, 1 round (a smoke test)
     .venv/bin/python -m benchmarks.bench --corpus   # only the corpus-mode section (sentences per second)
 
