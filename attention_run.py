@@ -32,8 +32,9 @@ import viewer
 from errors import UserError
 from fill_ins import Candidate, fill_ins, mask_positions
 
-# Name of the overview image and of the viewer page a run writes
+# Names of the overview image, the rollout diagram (--rollout) and the viewer page a run writes
 OVERVIEW_FILE = "Attention_Overview.png"
+ROLLOUT_FILE = "Attention_Rollout.png"
 VIEWER_FILE = "attention.html"
 
 # Height of the viewer in a notebook (an iframe cannot size itself to a sandboxed page; it scrolls inside)
@@ -64,6 +65,11 @@ class OpenModel:
     def network(self):
         return model_loading.load_model(self.source)
 
+    @functools.cached_property
+    def attention_function(self):
+        """The encoder traced for padded batches (corpus mode): see model_loading.attention_function."""
+        return model_loading.attention_function(self.network)
+
 
 @functools.lru_cache(maxsize=4)
 def open_model(name, fallback_to_bundled=False):
@@ -80,6 +86,7 @@ class Request:
     encoding: object  # the tokenizer's BatchEncoding (NumPy arrays, batch of 1)
     mask_positions: list  # token index of each mask, in order
     notes: list  # lines to tell the user (stderr in the CLI) once the text is known to be usable
+    segments: list = None  # a sentence pair's segment id (0 or 1) per token; None for one sentence
 
     def run(self, *, top_k=3, words=False, style=None):
         """Run the model once and return the AttentionRun (words=True merges word pieces)."""
@@ -93,7 +100,7 @@ class Request:
         else:  # said once the model has loaded: a model that fails to load gets its one-line error only
             notes.append(f"Note: {source.label} has no masked-LM head: drawing attention only, no fill-ins.")
         tokens = tokenizer.convert_ids_to_tokens(self.encoding["input_ids"][0])
-        positions = list(self.mask_positions)
+        positions, segments = list(self.mask_positions), self.segments
         special = special_positions(tokenizer, self.encoding["input_ids"][0])
         # Queries and keys belong to tokens: a word-level run has none (its rows are merged pieces)
         query_keys = query_key.QueryKeySource(network, hidden)
@@ -105,34 +112,66 @@ class Request:
             positions = [group_of[p] for p in positions]
             special = [group_of[i] for i in special if len(groups[group_of[i]]) == 1]  # special tokens stand alone
             query_keys = None
+            if segments is not None:  # a word never spans the two sentences
+                segments = [segments[group[0]] for group in groups]
         tokens = [diagrams.printable(token) for token in tokens]
-        scores = patterns.pattern_scores(attentions, tokens, tokenizer.cls_token, tokenizer.sep_token)
+        scores = patterns.pattern_scores(attentions, tokens, tokenizer.cls_token, tokenizer.sep_token, segments)
         return AttentionRun(
             text=self.text, model=source.label, tokens=tokens, attentions=attentions.astype(np.float32),
             predictions=predictions, mask_positions=positions, patterns=scores, notes=notes,
             style=style, special_tokens=special if len(special) < len(tokens) else [], query_key_source=query_keys,
+            segments=segments,
         )
 
 
-def prepare(text, model, *, fallback_to_bundled=False):
+def prepare(text, model, *, fallback_to_bundled=False, require_mask=True):
     """
     Find `model`, tokenize `text` with its tokenizer and check both; raises UserError
     with a one-line message for anything unusable. Loads no TensorFlow.
+
+    A text with the model's separator between two sentences ("A [SEP] B" for BERT) is
+    encoded as a sentence pair, exactly as tokenizer(A, B) encodes it (segment ids 0 and 1),
+    when the model has segment embeddings. require_mask=False accepts text without a mask
+    (corpus mode: attention only, no fill-ins).
     """
     opened = open_model(model, fallback_to_bundled)
     source, tokenizer = opened.source, opened.tokenizer
     typed, text = text, normalize_mask(text, tokenizer)
-    encoding = tokenizer(text, return_tensors="np")
+    notes = list(source.notes)
+    encoding, segments, note = encode(text, tokenizer, source)
+    notes += [note] if note else []
     check_length(encoding["input_ids"].shape[1], source)
     positions = mask_positions(tokenizer.mask_token_id, encoding["input_ids"][0])
-    if source.has_mlm_head and tokenizer.mask_token is None:
+    if require_mask and source.has_mlm_head and tokenizer.mask_token is None:
         raise UserError(f"The tokenizer of {source.label} has no mask token.")
-    if source.has_mlm_head and not positions:
+    if require_mask and source.has_mlm_head and not positions:
         raise UserError(f"Input must include mask token {tokenizer.mask_token}.")
-    notes = list(source.notes)
     if text != typed:
         notes.append(f"Note: reading [mask] as {tokenizer.mask_token}.")
-    return Request(opened, text, encoding, positions, notes)
+    return Request(opened, text, encoding, positions, notes, segments)
+
+
+def encode(text, tokenizer, source):
+    """
+    The tokenizer's encoding of `text` (NumPy, batch of 1), the segment id of each token
+    (None unless a pair) and a note for the user (or None).
+
+    "A [SEP] B" (one separator, text on both sides) is a sentence pair: tokenizer(A, B),
+    whose token_type_ids are 0 for [CLS] A [SEP] and 1 for B [SEP], as BERT was trained on
+    for next-sentence prediction. A model without segment embeddings (type_vocab_size 1)
+    reads it as one sequence; so does any other text with separators in it.
+    """
+    separator = tokenizer.sep_token
+    if separator and text.count(separator) == 1:
+        first, second = (part.strip() for part in text.split(separator))
+        if first and second:
+            if source.config.get("type_vocab_size", 2) < 2:
+                note = (f"Note: {source.label} has no segment embeddings, so the two sentences around "
+                        f"{separator} are read as one sequence.")
+                return tokenizer(text, return_tensors="np"), None, note
+            encoding = tokenizer(first, second, return_tensors="np", return_token_type_ids=True)
+            return encoding, [int(i) for i in encoding["token_type_ids"][0]], None
+    return tokenizer(text, return_tensors="np"), None, None
 
 
 class QueryKey(NamedTuple):
@@ -161,9 +200,10 @@ class AttentionRun:
                   what the viewer's "hide [CLS]/[SEP]" switch hides
     query_key_source  computes every head's queries and keys on first use (query_key.QueryKeySource);
                   None for a word-level run (its rows are merged pieces)
+    segments      for a sentence pair "A [SEP] B", the segment (0 or 1) of each token as drawn; else None
 
     In a notebook the run shows itself as the interactive viewer; .query_key(layer, head)
-    gives a head's queries and keys.
+    gives a head's queries and keys, .rollout() the attention rollout.
     """
 
     text: str
@@ -177,6 +217,7 @@ class AttentionRun:
     style: Style = None
     special_tokens: list = field(default_factory=list)
     query_key_source: Callable = field(default=None, compare=False)
+    segments: list = None
 
     @property
     def legible(self):
@@ -188,6 +229,19 @@ class AttentionRun:
         self._check_head(layer, head)
         pixels = diagrams.head_pixels(self.tokens, self.attentions[layer - 1, head - 1], self.style.font,
                                       self.style.grid_size, self.style.margin)
+        return Image.fromarray(pixels, "L")
+
+    def rollout(self):
+        """
+        Attention rollout (Abnar & Zuidema 2020) over all layers: (n, n) float32, row i = how much
+        of token i's last-layer representation comes from each input token j (see patterns.attention_rollout).
+        """
+        return patterns.attention_rollout(self.attentions).astype(np.float32)
+
+    def rollout_diagram(self):
+        """Attention_Rollout.png as a PIL image: the rollout drawn like one head's diagram."""
+        pixels = diagrams.head_pixels(self.tokens, self.rollout(), self.style.font, self.style.grid_size,
+                                      self.style.margin)
         return Image.fromarray(pixels, "L")
 
     def overview(self):
@@ -207,16 +261,17 @@ class AttentionRun:
         everything = self.query_key_source()
         return QueryKey(everything[layer - 1, head - 1, 0], everything[layer - 1, head - 1, 1])
 
-    def viewer_html(self):
+    def viewer_html(self, rollout=False):
         """
-        attention.html as a string: the self-contained interactive viewer. Its
+        attention.html as a string: the self-contained interactive viewer (with
+        rollout, its layer selector offers the attention rollout too). Its
         query/key panel gets every head's vectors (float32) when the page stays within
         viewer.SIZE_BUDGET_BYTES with them (the bundled model up to 46 tokens,
         bert-base up to 17); longer texts get the page without that panel. Not
         float16: it would move the bundled model's softmax by up to 8e-4, a wrong third
         decimal next to the page's exact values (see viewer.py).
         """
-        fields = self._viewer_fields()
+        fields = self._viewer_fields(rollout)
         page = viewer.render_viewer_html(**fields)
         if self.query_key_source is not None and self.query_key_source.supported:
             # base64 of the float32 numbers, plus the few characters of their JSON keys
@@ -271,11 +326,12 @@ class AttentionRun:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= count:
                 raise ValueError(f"{name} must be a whole number from 1 to {count}; got {value!r}")
 
-    def save(self, directory=".", *, html=True):
+    def save(self, directory=".", *, html=True, rollout=False):
         """
         Write the files the command line writes into `directory` (created if
-        missing): a diagram per head (when legible), the overview and, with html,
-        the viewer. Returns what was written, for a "Wrote ..." line.
+        missing): a diagram per head (when legible), with rollout the rollout's
+        diagram (when legible), the overview and, with html, the viewer (with the
+        rollout too when asked for). Returns what was written, for a "Wrote ..." line.
         """
         outputs.check_writable(directory)  # created if missing, as --output-dir is
         written = []
@@ -283,19 +339,22 @@ class AttentionRun:
             # visualize_attentions takes the model's layout: one (batch=1, heads, n, n) array per layer
             self.style.visualize(self.tokens, self.attentions[:, None], directory)
             written.append(f"{self.attentions.shape[0] * self.attentions.shape[1]} diagrams")
+            if rollout:
+                diagrams.save_png(self.rollout_diagram(), os.path.join(directory, ROLLOUT_FILE))
+                written.append(ROLLOUT_FILE)
         diagrams.save_png(self.overview(), os.path.join(directory, OVERVIEW_FILE))
         written.append(OVERVIEW_FILE)
         if html and self.legible:
             with outputs.atomic_file(os.path.join(directory, VIEWER_FILE), "w") as file:
-                file.write(self.viewer_html())
+                file.write(self.viewer_html(rollout=rollout))
             written.append(VIEWER_FILE)
         return written
 
-    def save_npz(self, path):
-        """The run's numbers for later analysis; numpy.load(path) reads them without pickle."""
-        outputs.save_npz(path, self)
+    def save_npz(self, path, *, rollout=False):
+        """The run's numbers for later analysis (with rollout, the rollout too); numpy.load reads them, no pickle."""
+        outputs.save_npz(path, self, rollout=self.rollout() if rollout else None)
 
-    def _viewer_fields(self):
+    def _viewer_fields(self, rollout=False):
         groups = [
             {"mask_index": position, "candidates": [vars(candidate) for candidate in group]}
             for position, group in zip(self.mask_positions, self.predictions or [], strict=False)
@@ -303,7 +362,8 @@ class AttentionRun:
         return dict(text=self.text, tokens=self.tokens, attentions=self.attentions,
                     predictions=groups if self.predictions is not None else None,
                     patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model,
-                    special_tokens=self.special_tokens)
+                    special_tokens=self.special_tokens, segments=self.segments,
+                    rollout=self.rollout() if rollout else None)
 
 
 def viewer_available():

@@ -8,6 +8,9 @@ Usage:
     python mask.py "The turtle slowly moved across the [MASK]."
     python mask.py "Then I picked up a [MASK] from the table." -k 5 --scores
     python mask.py TEXT --model DIR_OR_HUB_NAME --output-dir out/
+    python mask.py "The cat sat on the [MASK]." --rollout      # also attention rollout
+    python mask.py "I was hungry. [SEP] I ate a [MASK]."        # a sentence pair
+    python mask.py --corpus sentences.txt            # every head averaged over many sentences
     python mask.py --help                            # every option
 
 In a notebook (attention.ipynb, atencion.ipynb):
@@ -18,7 +21,9 @@ Prints the top-K fill-ins for the mask (one full sentence per line), writes one
 grayscale diagram per layer and head, Attention_Layer{L}_Head{H}.png (lighter
 cell = more attention; row = the attending token, column = the token attended
 to), an overview of every head (Attention_Overview.png) and an interactive
-viewer (attention.html).
+viewer (attention.html). With --corpus FILE it instead runs the model over every
+sentence of FILE and writes each head's mean pattern scores (heads.csv,
+Heads_Summary.png; see corpus.py).
 """
 
 import argparse
@@ -28,12 +33,13 @@ import sys
 from PIL import ImageFont
 
 import attention_run
+import corpus
 import diagrams
 import fill_ins
 import model_source
 import outputs
 import patterns
-from errors import UserError
+from errors import UserError, WriteError
 
 # Model to use: a Hugging Face Hub name or a local directory ("bundled" = the small offline model)
 MODEL = "bert-base-uncased"
@@ -65,7 +71,8 @@ def main(argv=None):
         epilog="Files: Attention_Layer{L}_Head{H}.png for each layer and head, Attention_Overview.png, "
         "attention.html (open it in a browser; works offline).",
     )
-    parser.add_argument("text", nargs="?", help="sentence containing the mask token (asked for when left out)")
+    parser.add_argument("text", nargs="?", help="sentence containing the mask token (asked for when left out); "
+                        "'A [SEP] B' is read as a sentence pair")
     parser.add_argument(
         "--model",
         help=f"Hugging Face model name or local directory (default: {MODEL}); "
@@ -84,10 +91,27 @@ def main(argv=None):
     parser.add_argument("--save", metavar="FILE.npz",
                         help="save tokens, attentions, fill-ins and pattern scores (numpy.load reads it)")
     parser.add_argument("--no-html", action="store_true", help="don't write attention.html")
+    parser.add_argument("--rollout", action="store_true",
+                        help="also compute attention rollout over all layers: Attention_Rollout.png, in the viewer "
+                        "and in --save")
+    parser.add_argument("--corpus", metavar="FILE",
+                        help="analyse every sentence of FILE (one per line; blank and # lines skipped) instead of "
+                        "one text: writes heads.csv and Heads_Summary.png (each head's mean pattern scores) and "
+                        "prints the top heads; --save keeps every sentence's scores")
+    parser.add_argument("--batch-size", type=_positive_int, default=corpus.BATCH_SIZE, metavar="N",
+                        help=f"sentences per forward pass with --corpus (default: {corpus.BATCH_SIZE})")
     parser.error = lambda message: _fail(f"mask.py: {message} (see --help)", 2)  # one line, not usage + error
     args = parser.parse_args(argv)
+    if args.corpus is not None:
+        given = [name for name, on in [("TEXT", args.text is not None), ("--words", args.words),
+                                       ("--scores", args.scores), ("--rollout", args.rollout)] if on]
+        if given:
+            parser.error(f"{given[0]} does not go with --corpus")
 
     try:
+        if args.corpus is not None:
+            _analyse_corpus(args)
+            return
         text = args.text if args.text is not None else input("Text: ")
 
         # Tokenize input and check it; the (slow) model is loaded only for usable text
@@ -111,9 +135,10 @@ def main(argv=None):
                 f"Note: {len(run.tokens)} tokens are more than the {MAX_DIAGRAM_TOKENS} that per-head diagrams and "
                 "the viewer show legibly; writing only the overview. Use a shorter text or --words."
             )
-        written = run.save(args.output_dir, html=not args.no_html and attention_run.viewer_available())
+        written = run.save(args.output_dir, html=not args.no_html and attention_run.viewer_available(),
+                           rollout=args.rollout)
         if args.save:
-            run.save_npz(args.save)
+            run.save_npz(args.save, rollout=args.rollout)
             _notice(f"Saved the data to {args.save}")
         _notice(f"Wrote {', '.join(written)} to {os.path.abspath(args.output_dir)}")
     except UserError as error:
@@ -190,9 +215,10 @@ def explain(text, model=None, top_k=K, words=False):
     .text, .model, .tokens (as drawn), .attentions (layers, heads, n, n) float32,
     .predictions (one list per mask of top_k candidates with .token, .probability,
     .sentence: the sentences the command line prints), .patterns, .special_tokens,
-    .diagram(layer, head) and .overview() (PIL images, the files' pixels; layers and
-    heads count from 1), .query_key(layer, head), .save(directory) (the command
-    line's files). In a notebook it shows itself as the interactive viewer.
+    .segments (for "A [SEP] B"), .diagram(layer, head) and .overview() (PIL images,
+    the files' pixels; layers and heads count from 1), .query_key(layer, head),
+    .rollout(), .save(directory) (the command line's files). In a notebook it shows
+    itself as the interactive viewer.
 
     The same code path as the command line; a model loads once per process. Bad
     input raises UserError with the one-line message the command line prints.
@@ -217,6 +243,24 @@ def _style():
     """CS50's constants and drawing functions, for the run object's diagrams."""
     return attention_run.Style(font=FONT, grid_size=GRID_SIZE, margin=PIXELS_PER_WORD,
                                max_tokens=MAX_DIAGRAM_TOKENS, visualize=visualize_attentions)
+
+
+def _analyse_corpus(args):
+    """--corpus: every sentence of a file through the model in batches; print the top heads, write the files."""
+    sentences = corpus.read_sentences(args.corpus)  # a missing or empty file fails before the model loads
+    outputs.check_writable(args.output_dir)
+    save_dir = os.path.dirname(os.path.abspath(args.save)) if args.save else None
+    if save_dir and not os.path.isdir(save_dir):  # found now, not after a long corpus
+        raise WriteError(save_dir, "No such file or directory")
+    result = corpus.analyse(sentences, args.model or MODEL, fallback_to_bundled=args.model is None,
+                            batch_size=args.batch_size, notify=_notice, progress=True)
+    print("\n".join(result.top_heads_lines()))
+    sys.stdout.flush()
+    written = result.save(args.output_dir)
+    if args.save:
+        result.save_npz(args.save)
+        _notice(f"Saved every sentence's scores to {args.save}")
+    _notice(f"Analysed {len(result.texts)} sentences; wrote {', '.join(written)} to {os.path.abspath(args.output_dir)}")
 
 
 def _prepare_outputs(args):

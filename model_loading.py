@@ -150,6 +150,40 @@ def forward(model, encoding, *, hidden_states=False):
     return logits, attentions, np.stack([state.numpy()[0] for state in result.hidden_states])
 
 
+def attention_function(model):
+    """
+    The model's encoder as one traced TensorFlow function, for batches:
+    f(input_ids, attention_mask, token_type_ids), each (batch, n) int32, returns one
+    (batch, heads, n, n) tensor per layer. No masked-LM head (batches of attention need
+    no logits, whose (n, vocab) matrix would cost as much as the encoder). Traced once per
+    model for every batch size and length; autograph is off because converting
+    transformers' Python code costs seconds (about 8 s against 1.5 s for a 6-layer model)
+    and the code has no data-dependent control flow to convert. A traced pass takes about
+    half the time of an eager one on a batch of 32 sentences.
+    """
+    import tensorflow as tf
+
+    def attentions(input_ids, attention_mask, token_type_ids):
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+        return model.bert(inputs, output_attentions=True, training=False).attentions
+
+    signature = [tf.TensorSpec([None, None], tf.int32)] * 3
+    return tf.function(attentions, input_signature=signature, autograph=False)
+
+
+def batch_attentions(function, input_ids, attention_mask, token_type_ids):
+    """
+    One forward pass of a padded batch through attention_function(model). Arguments are
+    (batch, n) integer arrays (attention_mask: 1 = token, 0 = padding). Returns
+    (batch, layers, heads, n, n) float32; padded keys get ~0 attention, padded rows are noise.
+    """
+    import tensorflow as tf
+
+    arrays = [tf.constant(np.asarray(value, dtype=np.int32)) for value in (input_ids, attention_mask, token_type_ids)]
+    # one (batch, heads, n, n) tensor per layer -> (batch, layers, heads, n, n)
+    return np.stack([layer.numpy() for layer in function(*arrays)], axis=1)
+
+
 def _assign_h5_weights(model, path):
     """
     Assign the weights of a transformers tf_model.h5 to a built model, one tensor at

@@ -54,10 +54,10 @@ def _temporary(directory, name):
         raise WriteError(directory, error.strerror or error) from None
 
 
-def save_npz(path, run):
+def save_npz(path, run, rollout=None):
     """
     Save a run (attention_run.AttentionRun) for later analysis; numpy.load(path)
-    reads it back without pickle.
+    reads it back without pickle. rollout: the run's (n, n) rollout, saved when given.
 
     Arrays (n = tokens as drawn, m = masks, k = fill-ins per mask, P = patterns):
       text, model               0-d str
@@ -69,6 +69,8 @@ def save_npz(path, run):
       pred_probabilities        (m, k) float32
       pattern_names             (P,) str
       pattern_scores            (P, layers, heads) float32, see patterns.py
+      segments                  (n,) int64, each token's segment: 0 and 1 in a sentence pair, else all 0
+      rollout                   (n, n) float32, attention rollout (only when asked for: --rollout)
     """
     groups = run.predictions or []
     k = len(groups[0]) if groups else 0
@@ -89,7 +91,10 @@ def save_npz(path, run):
         "pattern_scores": np.array([run.patterns[name] for name in names], dtype=np.float32).reshape(
             len(names), layers, heads
         ),
+        "segments": np.array(run.segments if run.segments is not None else [0] * len(run.tokens), dtype=np.int64),
     }
+    if rollout is not None:
+        arrays["rollout"] = np.asarray(rollout, dtype=np.float32)
     with atomic_file(path) as file:
         np.savez_compressed(file, **arrays)
 

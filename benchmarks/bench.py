@@ -1,8 +1,9 @@
 """
 Benchmark: our renderer and whole run against the straightforward CS50 program.
 
-    .venv/bin/python -m benchmarks.bench            # bert-base-shaped checkpoint, 3 rounds (~3 min)
+    .venv/bin/python -m benchmarks.bench            # bert-base-shaped checkpoint, 3 rounds (~6 min)
     .venv/bin/python -m benchmarks.bench --quick    # small checkpoint, 1 round (a smoke test)
+    .venv/bin/python -m benchmarks.bench --corpus   # only the corpus-mode section (sentences per second)
 
 (from the repository's root, so that the tool's modules and tests/ are importable).
 
@@ -14,7 +15,9 @@ load hits both alike:
    wall time and peak memory (max RSS) of each;
 2. times `mask.py --help`;
 3. draws every head's diagram for the sentence with the straightforward renderer
-   (benchmarks/reference_renderer.py) and with ours, in this process.
+   (benchmarks/reference_renderer.py) and with ours, in this process;
+4. corpus mode: sentences per second, batched, against a loop of one-sentence runs
+   (corpus_section).
 Its notebook API section (notebook_api_section) times mask.explain() on the
 bundled model in a fresh process: the first call, the next ones, and what the
 viewer's queries and keys cost a run.
@@ -41,11 +44,15 @@ def main():
     parser.add_argument("--quick", action="store_true", help="small checkpoint, one round")
     parser.add_argument("--rounds", type=int, help="rounds of each measurement (default 3, or 1 with --quick)")
     parser.add_argument("--model-dir", help="use this checkpoint instead of building one")
+    parser.add_argument("--corpus", action="store_true", help="only the corpus-mode benchmark (see corpus_section)")
     args = parser.parse_args()
     rounds = args.rounds or (1 if args.quick else 3)
 
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = args.model_dir or build_checkpoint(os.path.join(scratch, "model"), args.quick)
+        if args.corpus:
+            corpus_section(model_dir, rounds, args.quick, scratch)
+            return
         print(f"checkpoint: {model_dir}")
         print(f"sentence: {SENTENCE!r}; rounds: {rounds} (medians shown), {os.cpu_count()} CPUs\n")
 
@@ -72,7 +79,8 @@ def main():
             f"  mask.py                   {our_time:7.2f} s   peak {our_memory / 2**20:7.0f} MiB"
             f"   ({our_time / base_time:.2f} of the time, {our_memory / base_memory:.2f} of the memory)\n"
         )
-        print(f"Start-up: mask.py --help    {help_time:7.2f} s")
+        print(f"Start-up: mask.py --help    {help_time:7.2f} s\n")
+        corpus_section(model_dir, rounds, args.quick, scratch)
 
     notebook_api_section(rounds)
 
@@ -241,6 +249,100 @@ def notebook_api_child(rounds):
         repr_html=best(run._repr_html_)[0], repr_html_size=len(inline.encode()),
     )
     print(" ".join(f"{key}={value}" for key, value in figures.items()))
+
+
+# --- corpus mode (mask.py --corpus) ---------------------------------------------------------
+
+# The sentences: the repository's everyday corpus, those of 10 to 20 words
+CORPUS_FILE = os.path.join(ROOT, "corpus", "everyday_english.txt")
+
+
+def corpus_section(model_dir, rounds, quick, scratch):
+    """
+    Sentences per second of corpus mode (padded batches through the traced encoder, pattern
+    scores and head measures per sentence) against a loop of one-sentence runs in the same
+    process (attention_run.prepare(text).run() per sentence: what a script calling mask.explain
+    in a loop does), on the bundled model and on the bert-base-shaped checkpoint (given
+    bert-base-uncased's tokenizer, so that sentences have their real length in tokens).
+    Rounds alternate the two ways, so machine load hits both alike; medians are shown.
+    """
+    import attention_run
+    import corpus
+    import model_loading
+    import model_source
+
+    model_loading.import_transformers()
+    with open(CORPUS_FILE, encoding="utf-8") as file:
+        lines = [line.strip() for line in file if line.strip() and not line.startswith("#")]
+    sentences = [line for line in lines if 10 <= len(line.split()) <= 20]
+    if quick:
+        sentences = sentences[:64]
+    models = [("bundled model (6 layers x 12 heads, 384 wide)", model_source.BUNDLED, 40)]
+    shaped = _with_real_tokenizer(model_dir, os.path.join(scratch, "corpus-model"))
+    if shaped:
+        models.append((f"{os.path.basename(model_dir)} checkpoint, bert-base-uncased's tokenizer", shaped, 20))
+    print(f"Corpus mode: {len(sentences)} sentences of 10-20 words from corpus/everyday_english.txt, "
+          f"batch size {corpus.BATCH_SIZE}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for label, model, loop_count in models:
+        loop_count = min(loop_count, len(sentences))
+        opened = attention_run.open_model(model)
+        start = time.perf_counter()
+        opened.network  # noqa: B018  (loads the weights: not timed below)
+        load = time.perf_counter() - start
+        start = time.perf_counter()
+        corpus.analyse([(1, sentences[0])], model, notify=lambda line: None)  # traces the encoder once
+        trace = time.perf_counter() - start
+        attention_run.prepare(sentences[0], model, require_mask=False).run()  # the loop's first run, untimed
+        numbered = list(enumerate(sentences, start=1))
+        batched, looped, unbatched = [], [], []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            corpus.analyse(numbered, model, notify=lambda line: None)
+            batched.append(len(sentences) / (time.perf_counter() - start))
+            start = time.perf_counter()
+            for sentence in sentences[:loop_count]:
+                attention_run.prepare(sentence, model, require_mask=False).run()
+            looped.append(loop_count / (time.perf_counter() - start))
+            start = time.perf_counter()
+            corpus.analyse(numbered[:loop_count], model, batch_size=1, notify=lambda line: None)
+            unbatched.append(loop_count / (time.perf_counter() - start))
+        fast, slow = statistics.median(batched), statistics.median(looped)
+        tokens = statistics.mean(
+            attention_run.prepare(sentence, model, require_mask=False).encoding["input_ids"].shape[1]
+            for sentence in sentences)
+        print(f"  {label} (sentences of {tokens:.1f} tokens on average)")
+        print(f"    loading the weights {load:6.2f} s, tracing the encoder {trace:6.2f} s (once per process)")
+        print(f"    one-sentence runs in a loop   {slow:7.1f} sentences/s   ({loop_count} sentences)")
+        print(f"    corpus mode, batch size 1     {statistics.median(unbatched):7.1f} sentences/s   "
+              "(traced encoder, no masked-LM head)")
+        print(f"    corpus mode, batched          {fast:7.1f} sentences/s   ({fast / slow:.1f}x the loop)")
+    print(f"  load average after: {os.getloadavg()[0]:.1f}")
+
+
+def _with_real_tokenizer(model_dir, path):
+    """
+    A copy of the checkpoint (weights linked, not copied) with bert-base-uncased's tokenizer from the
+    MiniLM package, when its vocabulary has bert-base-uncased's size; else None (the quick checkpoint).
+    """
+    import json
+
+    import model_source
+
+    weights = model_source.minilm_weights_path()
+    with open(os.path.join(model_dir, "config.json"), encoding="utf-8") as file:
+        config = json.load(file)
+    if weights is None or config.get("vocab_size") != 30522:
+        return None
+    os.makedirs(path, exist_ok=True)
+    for name in os.listdir(model_dir):
+        if name.endswith((".h5", ".safetensors")) or name == "config.json":
+            os.symlink(os.path.join(os.path.abspath(model_dir), name), os.path.join(path, name))
+    minilm = os.path.dirname(weights)
+    for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        if os.path.exists(os.path.join(minilm, name)):
+            with open(os.path.join(minilm, name), "rb") as source, open(os.path.join(path, name), "wb") as target:
+                target.write(source.read())
+    return path
 
 
 if __name__ == "__main__":

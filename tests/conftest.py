@@ -147,9 +147,10 @@ def tiny_h5_words(tiny_h5):
     return tokenizer, words
 
 
-def model_outputs(model_dir, text):
+def model_outputs(model_dir, text, text_pair=None):
     """
-    What the model itself says for `text`, through transformers' own classes:
+    What the model itself says for `text` (and `text_pair`: the sentence pair tokenizer(text, text_pair),
+    with its segment ids), through transformers' own classes:
     (tokenizer, tokens, logits (seq, vocab), attentions (layers, heads, seq, seq), tf).
     """
     import numpy as np
@@ -166,7 +167,7 @@ def model_outputs(model_dir, text):
 
         model = TFBertForMaskedLM(BertConfig.from_pretrained(model_dir))
         load_pytorch_state_dict_in_tf2_model(model, load_file(os.path.join(model_dir, "model.safetensors")))
-    inputs = tokenizer(text, return_tensors="tf")
+    inputs = tokenizer(text, text_pair, return_tensors="tf")
     result = model(inputs, output_attentions=True)
     tokens = tokenizer.convert_ids_to_tokens(inputs["input_ids"][0])
     attentions = np.stack([a.numpy()[0] for a in result.attentions])

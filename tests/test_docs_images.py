@@ -1,6 +1,6 @@
 """
-analysis.md and the images it shows: every linked image exists, the list in
-docs/make_images.py matches the links, and the CS50 form holds (at least four
+analysis.md and the images it shows: every linked image exists, the lists in
+docs/make_images.py and docs/make_corpus_analysis.py match the links, and the CS50 form holds (at least four
 "## Layer L, Head H" sections, each with an "Example Sentences:" list of two or
 more sentences). Fast: nothing is regenerated here (docs/make_images.py does that).
 """
@@ -26,13 +26,22 @@ def text():
         return file.read()
 
 
-@pytest.fixture(scope="module")
-def make_images():
-    """docs/make_images.py as a module (its top level only defines lists and functions)."""
-    spec = importlib.util.spec_from_file_location("make_images", os.path.join(ROOT, "docs", "make_images.py"))
+def load_script(name):
+    """A docs/ script as a module (its top level only defines lists and functions)."""
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "docs", f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(scope="module")
+def make_images():
+    return load_script("make_images")
+
+
+@pytest.fixture(scope="module")
+def make_corpus_analysis():
+    return load_script("make_corpus_analysis")
 
 
 def head_sections(text):
@@ -73,10 +82,10 @@ def test_every_linked_image_exists(text):
             image.verify()  # a real PNG, not a stub
 
 
-def test_make_images_list_matches_the_links(text, make_images):
+def test_make_images_list_matches_the_links(text, make_images, make_corpus_analysis):
     linked = [os.path.basename(link) for link in IMAGE_LINK.findall(text)]
     assert len(linked) == len(set(linked)), "an image is linked twice"
-    assert sorted(linked) == sorted(make_images.IMAGES)
+    assert sorted(linked) == sorted(make_images.IMAGES + make_corpus_analysis.IMAGES)
 
 
 def test_cs50_form_with_at_least_four_heads(text):
@@ -103,3 +112,12 @@ def test_each_head_shows_its_own_diagrams_of_its_sentences(text, make_images):
 def test_images_stay_small():
     total = sum(os.path.getsize(os.path.join(IMAGE_DIR, name)) for name in os.listdir(IMAGE_DIR))
     assert total < 2.5 * 1024 * 1024
+
+
+def test_corpus_section_names_the_corpus_size(text):
+    """analysis.md's corpus figures are over corpus/everyday_english.txt: the sentence count it quotes is the file's."""
+    import corpus
+
+    count = len(corpus.read_sentences(os.path.join(ROOT, "corpus", "everyday_english.txt")))
+    assert f"## Every head over {count} sentences" in text
+    assert f"over the {count} everyday sentences of\n`corpus/everyday_english.txt`" in text

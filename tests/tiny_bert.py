@@ -37,6 +37,7 @@ def build_bert_dir(
     mlm_head=True,
     seed=0,
     mask_token="[MASK]",
+    type_vocab_size=2,
 ):
     """
     Write a BERT masked LM into `path` and return its directory.
@@ -44,6 +45,7 @@ def build_bert_dir(
     weights: "h5" (tf_model.h5) or "safetensors" (PyTorch-format model.safetensors).
     mlm_head=False leaves out the masked-LM head (an encoder-only checkpoint).
     vocab_size pads the vocabulary with dummy words (a bert-base-sized vocab for benchmarks).
+    type_vocab_size: segment embeddings (2, as BERT: sentence pairs; 1: none).
     """
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
     import tensorflow as tf
@@ -66,6 +68,7 @@ def build_bert_dir(
         num_attention_heads=heads,
         intermediate_size=intermediate,
         max_position_embeddings=max_positions,
+        type_vocab_size=type_vocab_size,
         architectures=["BertForMaskedLM" if mlm_head else "BertModel"],
     )
     tf.keras.utils.set_random_seed(seed)
