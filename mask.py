@@ -70,6 +70,7 @@ def main(argv=None):
     parser.add_argument("-k", "--top-k", type=_positive_int, default=K, metavar="K",
                         help=f"number of fill-ins per mask (default: {K})")
     parser.add_argument("--output-dir", default=".", metavar="DIR",
+                        type=_name("a folder name (. for the current folder)"),
                         help="where the images and viewer go (created if missing; default: .)")
     parser.add_argument("--scores", action="store_true", help="print each fill-in's probability")
     parser.add_argument("--patterns", action="store_true",
@@ -77,7 +78,7 @@ def main(argv=None):
                         "[CLS], [SEP], punctuation, or broadly")
     parser.add_argument("--words", action="store_true",
                         help="merge WordPiece pieces into words before drawing")
-    parser.add_argument("--save", metavar="FILE.npz",
+    parser.add_argument("--save", metavar="FILE.npz", type=_name("a file name"),
                         help="save tokens, attentions, fill-ins and pattern scores (numpy.load reads it)")
     parser.add_argument("--no-html", action="store_true", help="don't write attention.html")
     parser.error = lambda message: _fail(f"mask.py: {message} (see --help)", 2)  # one line, not usage + error
@@ -108,7 +109,7 @@ def main(argv=None):
                 "the viewer show legibly; writing only the overview. Use a shorter text or --words."
             )
         written = run.save(args.output_dir, html=not args.no_html and attention_run.viewer_available())
-        if args.save:
+        if args.save is not None:
             run.save_npz(args.save)
             _notice(f"Saved the data to {args.save}")
         _notice(f"Wrote {', '.join(written)} to {os.path.abspath(args.output_dir)}")
@@ -201,7 +202,14 @@ def _style():
 
 def _prepare_outputs(args):
     """Check every output place before the model loads; returns notes about extras that are skipped."""
+    # --save first, so that a bad --save leaves no new output folder; unless it goes into that folder
+    into_output_dir = args.save is not None and os.path.dirname(os.path.abspath(args.save)) == os.path.abspath(
+        args.output_dir)
+    if args.save is not None and not into_output_dir:
+        outputs.check_target(args.save)
     outputs.check_writable(args.output_dir)
+    if into_output_dir:
+        outputs.check_target(args.save)
     notes = []
     if not args.no_html and not attention_run.viewer_available():
         notes.append(f"Note: {attention_run.viewer.TEMPLATE_PATH} is missing, so no attention.html is written "
@@ -230,6 +238,16 @@ def _positive_int(value):
     if number < 1:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {value!r}")
     return number
+
+
+def _name(what):
+    """An argparse type for a file or folder name: an empty one is an error of its own, not "No such file"."""
+    def name(value):
+        if not value:
+            raise argparse.ArgumentTypeError(f"expected {what}, not an empty string")
+        return value
+
+    return name
 
 
 def _notice(message):

@@ -10,6 +10,7 @@ import io
 import os
 import re
 import signal
+import stat
 import subprocess
 import sys
 import textwrap
@@ -153,11 +154,48 @@ def test_read_only_output_directory_fails_before_the_model_loads(tiny_h5, tmp_pa
     assert run.stdout == ""
 
 
-def test_save_into_a_missing_directory_names_it(tiny_h5, tmp_path):
-    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path), "--no-html",
+def test_save_into_a_missing_directory_fails_before_anything_runs(tiny_h5, tmp_path):
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--no-html",
                      "--save", str(tmp_path / "nowhere" / "run.npz")])
     assert assert_one_line_failure(run) == f"Cannot write {tmp_path / 'nowhere'}: No such file or directory"
+    assert run.stdout == "" and not (tmp_path / "out").exists()  # checked up front, like --output-dir
     assert leftovers(tmp_path) == []
+
+
+def test_save_into_the_new_output_directory(tiny_h5, tmp_path):
+    out = tmp_path / "a" / "out"
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(out), "--no-html", "--save", str(out / "run.npz")])
+    assert run.status == 0, run
+    assert (out / "run.npz").read_bytes()[:2] == b"PK" and len(diagram_names(out)) == 4
+
+
+def test_save_at_a_directory_fails_before_anything_runs(tiny_h5, tmp_path):
+    (tmp_path / "run.npz").mkdir()
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--save",
+                     str(tmp_path / "run.npz")])
+    assert assert_one_line_failure(run) == f"Cannot write {tmp_path / 'run.npz'}: Is a directory"
+    assert run.stdout == "" and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("option", ["--save", "--output-dir"])
+def test_empty_file_or_folder_name_is_one_clear_line(option, tiny_h5, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = call_main([TEXT, "--model", tiny_h5, option, ""])
+    what = "a file name" if option == "--save" else "a folder name (. for the current folder)"
+    assert_one_line_failure(run, f"mask.py: argument {option}: expected {what}, not an empty string (see --help)", 2)
+    assert os.listdir(tmp_path) == []
+
+
+def test_longest_legal_save_name_is_written(tiny_h5, tmp_path):
+    """A 255-byte name is legal; its temporary name must be too (outputs._temporary shortens it)."""
+    name = "r" * 251 + ".npz"
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--save", str(tmp_path / name)])
+    assert run.status == 0, run
+    assert (tmp_path / name).read_bytes()[:2] == b"PK" and leftovers(tmp_path) == []
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--save",
+                     str(tmp_path / ("r" + name))])
+    assert assert_one_line_failure(run) == f"Cannot write {tmp_path / ('r' + name)}: File name too long"
+    assert run.stdout == ""
 
 
 def test_ctrl_c_at_the_prompt_in_process(tiny_h5, tmp_path):
@@ -243,3 +281,128 @@ def test_interrupt_while_writing_the_diagrams(signal_number, status, many_heads,
     n = len(model_loading.load_tokenizer(model_source.ModelSource(many_heads, many_heads))(text)["input_ids"])
     for name in written:
         assert_complete_png(out / name, (side(n), side(n)))
+
+
+# special files as outputs: written through (as cp does) or refused, never replaced -------------------
+
+
+def read_fifo_in_background(path):
+    """A reader for the FIFO at `path` on a thread: returns (thread, chunks); chunks gets every byte read."""
+    chunks = []
+
+    def read():
+        with open(path, "rb") as fifo:  # blocks until a writer opens it
+            chunks.append(fifo.read())
+
+    thread = threading.Thread(target=read, daemon=True)
+    thread.start()
+    return thread, chunks
+
+
+def release_fifo_reader(path, thread):
+    """A reader still waiting for a writer (the tool never opened the FIFO): open it once, so the thread ends."""
+    if thread.is_alive():
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(10)
+
+
+def test_save_through_a_link_to_dev_null_keeps_the_link(tiny_h5, tmp_path):
+    """--save /dev/null as root used to turn /dev/null into a file: a link to it shows the same without harm."""
+    link = tmp_path / "null"
+    link.symlink_to(os.devnull)
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--save", str(link)])
+    assert run.status == 0, run
+    assert link.is_symlink() and os.readlink(link) == os.devnull
+    assert leftovers(tmp_path) == []
+
+
+def test_save_into_a_fifo_writes_through(tiny_h5, tmp_path):
+    import numpy as np
+
+    fifo = tmp_path / "run.npz"
+    os.mkfifo(fifo)
+    thread, chunks = read_fifo_in_background(fifo)
+    try:
+        run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--save", str(fifo)])
+        thread.join(30)
+    finally:
+        release_fifo_reader(fifo, thread)
+    assert run.status == 0, run
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)  # still the FIFO, not a regular file
+    with np.load(io.BytesIO(chunks[0])) as data:  # the reader got the whole file
+        assert data["attentions"].shape[:2] == (2, 2)
+    assert leftovers(tmp_path) == []
+
+
+def test_fifo_without_a_reader_is_refused_in_one_line(tiny_h5, tmp_path):
+    fifo = tmp_path / "run.npz"
+    os.mkfifo(fifo)
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--save", str(fifo)])
+    assert assert_one_line_failure(run) == f"Cannot write {fifo}: no program is reading from this pipe"
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and leftovers(tmp_path) == []
+
+
+def test_a_link_to_a_regular_file_is_kept_and_its_target_replaced(tiny_h5, tmp_path):
+    (tmp_path / "data").mkdir()
+    target = tmp_path / "data" / "run.npz"
+    target.write_bytes(b"old")
+    target.chmod(0o600)  # the user's own mode stays
+    link = tmp_path / "latest.npz"
+    link.symlink_to(target)
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--save", str(link)])
+    assert run.status == 0, run
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert target.read_bytes()[:2] == b"PK" and stat.S_IMODE(os.stat(target).st_mode) == 0o600
+    assert leftovers(tmp_path) == [] and leftovers(tmp_path / "data") == []
+
+
+def test_outputs_that_are_links_to_dev_null_stay_links(tiny_h5, tmp_path):
+    """Every output goes the same way (outputs.atomic_file): diagrams and viewer too."""
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("attention.html", "Attention_Layer1_Head1.png"):
+        (out / name).symlink_to(os.devnull)
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(out)])
+    assert run.status == 0, run
+    for name in ("attention.html", "Attention_Layer1_Head1.png"):
+        assert (out / name).is_symlink() and os.readlink(out / name) == os.devnull
+    assert_complete_png(out / "Attention_Layer2_Head2.png")
+
+
+def test_save_to_a_socket_is_refused_before_anything_runs(tiny_h5, tmp_path):
+    import socket
+
+    path = tmp_path / "sock"
+    with socket.socket(socket.AF_UNIX) as server:
+        server.bind(str(path))
+        run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--save", str(path)])
+    assert assert_one_line_failure(run) == f"Cannot write {path}: not a regular file, device or pipe"
+    assert run.stdout == "" and stat.S_ISSOCK(os.lstat(path).st_mode)
+
+
+SAVE_TO_STDOUT = textwrap.dedent("""
+    import os, sys
+    import mask
+    os.symlink(sys.argv[1], sys.argv[2])  # a link in the test's folder to /dev/stdout or /dev/fd/N
+    mask.main(sys.argv[3:])
+""")
+
+
+@pytest.mark.parametrize("alias", ["/dev/stdout", "/proc/self/fd/1"])
+def test_save_to_dev_stdout_writes_after_the_sentences(alias, tiny_h5, tmp_path):
+    """A /dev/stdout-style name writes through the descriptor: the sentences, then the data, on one pipe."""
+    import numpy as np
+
+    link = tmp_path / "stdout.npz"
+    process = subprocess.run(
+        [sys.executable, "-c", SAVE_TO_STDOUT, alias, str(link), TEXT, "--model", tiny_h5,
+         "--output-dir", str(tmp_path / "out"), "--save", str(link)],
+        capture_output=True, cwd=ROOT, timeout=120,
+    )
+    assert process.returncode == 0, process.stderr
+    assert link.is_symlink() and os.readlink(link) == alias
+    lines = process.stdout.split(b"\n", 3)
+    assert all(line.startswith(b"The turtle slowly moved across the ") for line in lines[:3])
+    with np.load(io.BytesIO(lines[3])) as data:
+        assert data["pred_sentences"].shape == (1, 3)
