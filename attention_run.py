@@ -13,6 +13,7 @@ the same run.
 import functools
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -28,9 +29,9 @@ import viewer
 from errors import UserError
 from fill_ins import Candidate, fill_ins, mask_positions
 
-# Name of the overview image and of the viewer page a run writes
-OVERVIEW_FILE = "Attention_Overview.png"
-VIEWER_FILE = "attention.html"
+# Name of the overview image and of the viewer page a run writes (every output name: outputs.OUTPUT_NAMES)
+OVERVIEW_FILE = outputs.OVERVIEW_FILE
+VIEWER_FILE = outputs.VIEWER_FILE
 
 
 @dataclass(frozen=True)
@@ -169,23 +170,38 @@ class AttentionRun:
         """attention.html as a string: the self-contained interactive viewer."""
         return viewer.render_viewer_html(**self._viewer_fields())
 
-    def save(self, directory=".", *, html=True):
+    def save(self, directory=".", *, html=True, notify=None):
         """
         Write the files the command line writes into `directory` (created if
         missing): a diagram per head (when legible), the overview and, with html,
         the viewer. Returns what was written, for a "Wrote ..." line.
+
+        Once they are all in place, the files an earlier run left there under the
+        tool's own names (outputs.OUTPUT_NAMES) are removed, so the folder never
+        mixes two runs; `notify` (default: print to stderr) is told in one line.
+        A run that fails leaves the earlier files as they were.
         """
         outputs.check_writable(directory)  # created if missing, as --output-dir is
-        written = []
+        written, names = [], {OVERVIEW_FILE}
         if self.legible:
             # visualize_attentions takes the model's layout: one (batch=1, heads, n, n) array per layer
             self.style.visualize(self.tokens, self.attentions[:, None], directory)
-            written.append(f"{self.attentions.shape[0] * self.attentions.shape[1]} diagrams")
+            layers, heads = self.attentions.shape[:2]
+            written.append(f"{layers * heads} diagrams")
+            names |= {f"Attention_Layer{layer}_Head{head}.png"
+                      for layer in range(1, layers + 1) for head in range(1, heads + 1)}
         diagrams.save_png(self.overview(), os.path.join(directory, OVERVIEW_FILE))
         written.append(OVERVIEW_FILE)
         if html and self.legible:
             viewer.write_viewer(os.path.join(directory, VIEWER_FILE), **self._viewer_fields())
             written.append(VIEWER_FILE)
+            names.add(VIEWER_FILE)
+        removed = outputs.remove_earlier_outputs(directory, names)
+        if removed:
+            (notify or _print_to_stderr)(
+                f"Removed an earlier run's {_describe(removed)} from {os.path.abspath(directory)}, "
+                "so it holds this run's files only."
+            )
         return written
 
     def save_npz(self, path):
@@ -200,6 +216,18 @@ class AttentionRun:
         return dict(text=self.text, tokens=self.tokens, attentions=self.attentions,
                     predictions=groups if self.predictions is not None else None,
                     patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model)
+
+
+def _describe(names):
+    """Output file names in a few words: "8 diagrams and attention.html"."""
+    diagram_count = sum(name.startswith("Attention_Layer") for name in names)
+    parts = ([f"{diagram_count} diagram{'s' * (diagram_count != 1)}"] if diagram_count else []) + [
+        name for name in names if not name.startswith("Attention_Layer")]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+def _print_to_stderr(line):
+    print(line, file=sys.stderr)
 
 
 def viewer_available():

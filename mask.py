@@ -108,7 +108,8 @@ def main(argv=None):
                 f"Note: {len(run.tokens)} tokens are more than the {MAX_DIAGRAM_TOKENS} that per-head diagrams and "
                 "the viewer show legibly; writing only the overview. Use a shorter text or --words."
             )
-        written = run.save(args.output_dir, html=not args.no_html and attention_run.viewer_available())
+        written = run.save(args.output_dir, html=not args.no_html and attention_run.viewer_available(),
+                           notify=_notice)
         if args.save is not None:
             run.save_npz(args.save)
             _notice(f"Saved the data to {args.save}")

@@ -24,6 +24,16 @@ import numpy as np
 
 from errors import WriteError
 
+# Every name a run writes into its output folder, in one place: a run removes the files an earlier run
+# left under these names (and only these), so a folder never shows two runs as one. A new writer adds
+# its name here.
+OVERVIEW_FILE = "Attention_Overview.png"
+VIEWER_FILE = "attention.html"
+OUTPUT_NAMES = re.compile(
+    r"Attention_Layer\d+_Head\d+\.png"  # one diagram per layer and head (1-based)
+    r"|Attention_Overview\.png|attention\.html|Attention_Rollout\.png|Heads_Summary\.png|heads\.csv"
+)
+
 # A name for an already-open descriptor: /dev/stdout, /dev/stderr, /dev/fd/N, /proc/self/fd/N
 _DESCRIPTOR_NAME = re.compile(r"/dev/(?:(stdout)|(stderr)|fd/(\d+))|/proc/(?:self|thread-self)/fd/(\d+)")
 
@@ -118,6 +128,32 @@ def _descriptor_named(path):
             return None
         path = os.path.join(os.path.dirname(path), os.readlink(path))
     return None
+
+
+def is_output_name(name):
+    """True for a file name a run writes into its output folder (OUTPUT_NAMES)."""
+    return OUTPUT_NAMES.fullmatch(name) is not None
+
+
+def remove_earlier_outputs(directory, written):
+    """
+    Remove the files in `directory` that carry a run's output names but that this
+    run did not write (`written`: its file names), so the folder holds one run.
+    Only regular files go: folders, links and every other name are left alone.
+    Returns the names removed, sorted.
+    """
+    removed = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if is_output_name(entry.name) and entry.name not in written and entry.is_file(follow_symlinks=False):
+                try:
+                    os.remove(entry.path)
+                except FileNotFoundError:  # another run into the same folder was quicker
+                    continue
+                except OSError as error:
+                    raise WriteError(entry.path, f"cannot remove this earlier run's file ({error.strerror})") from None
+                removed.append(entry.name)
+    return sorted(removed)
 
 
 @contextlib.contextmanager

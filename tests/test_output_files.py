@@ -23,6 +23,7 @@ from PIL import Image
 
 import attention_run
 import diagrams
+import mask
 import model_loading
 import model_source
 import outputs
@@ -406,3 +407,53 @@ def test_save_to_dev_stdout_writes_after_the_sentences(alias, tiny_h5, tmp_path)
     assert all(line.startswith(b"The turtle slowly moved across the ") for line in lines[:3])
     with np.load(io.BytesIO(lines[3])) as data:
         assert data["pred_sentences"].shape == (1, 3)
+
+
+# an earlier run's files: never left beside a new run as if they were one ------------------------------
+
+def test_a_new_run_removes_the_earlier_runs_files_and_says_so(tiny_safetensors, tiny_h5, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    first = call_main([TEXT, "--model", tiny_safetensors, "--output-dir", str(out)])  # 3 layers x 4 heads
+    assert first.status == 0, first
+    assert len(diagram_names(out)) == 12
+    # the user's own files, some with names close to the tool's, are never touched
+    mine = ["notes.txt", "Attention_Layer1_Head1.png.bak", "my_attention.html", "attention.HTML", "run.npz"]
+    for name in mine:
+        (out / name).write_text("mine")
+    (out / "Attention_Layer9_Head9.png").mkdir()  # a folder and a link with the tool's names: not its files
+    (out / "Attention_Layer8_Head8.png").symlink_to(out / "notes.txt")
+
+    second = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(out), "--no-html"])  # 2 x 2, no viewer
+    assert second.status == 0, second
+    assert second.stderr.splitlines()[-2] == (
+        f"Removed an earlier run's 8 diagrams and attention.html from {out}, so it holds this run's files only."
+    )
+    pngs = lambda: [name for name in diagram_names(out) if name.endswith(".png")]
+    assert pngs() == FOUR_DIAGRAMS + ["Attention_Layer8_Head8.png", "Attention_Layer9_Head9.png"]
+    assert not (out / "attention.html").exists()
+    assert all((out / name).read_text() == "mine" for name in mine)
+    assert (out / "Attention_Layer9_Head9.png").is_dir() and (out / "Attention_Layer8_Head8.png").is_symlink()
+
+    # a text too long to draw head by head: the overview alone, and no diagram of another sentence beside it
+    monkeypatch.setattr(mask, "MAX_DIAGRAM_TOKENS", 5)
+    third = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(out)])
+    assert third.status == 0, third
+    assert "Removed an earlier run's 4 diagrams from" in third.stderr
+    assert pngs() == ["Attention_Layer8_Head8.png", "Attention_Layer9_Head9.png"]
+    assert (out / "Attention_Overview.png").exists()
+
+
+def test_a_failing_run_leaves_the_earlier_runs_files(tiny_h5, tmp_path):
+    out = tmp_path / "out"
+    assert call_main([TEXT, "--model", tiny_h5, "--output-dir", str(out)]).status == 0
+    before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+    assert_one_line_failure(call_main(["No mask here.", "--model", tiny_h5, "--output-dir", str(out)]))
+    assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before
+
+
+def test_output_names_are_defined_once():
+    """The writers' names come from outputs.OUTPUT_NAMES, the list an earlier run's files are found by."""
+    assert outputs.is_output_name(attention_run.OVERVIEW_FILE) and outputs.is_output_name(attention_run.VIEWER_FILE)
+    assert outputs.is_output_name("Attention_Layer12_Head3.png") and not outputs.is_output_name("Attention_Layer.png")
+    for name in ("Attention_Rollout.png", "heads.csv", "Heads_Summary.png"):  # other writers' names
+        assert outputs.is_output_name(name)
