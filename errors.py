@@ -12,6 +12,20 @@ class OfflineError(UserError):
     """A Hub model that is not cached, with no connection to download it."""
 
 
+class BrokenCacheError(OfflineError):
+    """
+    A Hub model whose copy in the Hugging Face cache is broken (a truncated weight
+    file, a missing config.json): unusable until it is downloaded again.
+    """
+
+    def __init__(self, name, folder, reason):
+        super().__init__(
+            f"The Hugging Face cache's copy of {name} is broken ({reason}). "
+            f"Delete {folder} and run again with a network connection to download it afresh."
+        )
+        self.folder, self.reason = folder, reason
+
+
 class WriteError(UserError, OSError):
     """
     An output file that could not be written; the message names the user's file,

@@ -18,7 +18,7 @@ import os
 import stat
 import sys
 
-from errors import OfflineError, UserError
+from errors import BrokenCacheError, OfflineError, UserError
 
 # --model value for the small model that ships with this repository (bundled_model/)
 BUNDLED = "bundled"
@@ -40,8 +40,11 @@ MODEL_FILE_SUFFIXES = (".json", ".txt", ".model", ".jinja", ".h5", ".safetensors
 CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "max_position_embeddings", "type_vocab_size")
 
-# Seconds to wait for the Hugging Face Hub before deciding we are offline
+# Seconds to wait for the Hugging Face Hub before deciding we are offline (the quick check, and any connection)
 HUB_TIMEOUT = 4
+
+# Seconds a Hub request may go without a byte before it counts as unanswered (HF_HUB_DOWNLOAD_TIMEOUT overrides)
+HUB_READ_TIMEOUT = 10
 
 
 class ModelSource:
@@ -85,14 +88,20 @@ def locate(name, *, fallback_to_bundled=False):
     if _looks_like_path(name):
         raise UserError(f"Model directory not found: {name}")
     try:
-        return ModelSource(_hub_folder(name), name)
-    except OfflineError:
+        return _hub_source(name)
+    except OfflineError as error:
         if not fallback_to_bundled:
             raise
-        note = (
-            f"Note: {name} is not downloaded and the Hugging Face Hub can't be reached, so this run uses "
-            f"the {BUNDLED_LABEL}. Run once with a network connection to get {name}."
-        )
+        if isinstance(error, BrokenCacheError):
+            note = (
+                f"Note: the Hugging Face cache's copy of {name} is broken ({error.reason}): delete {error.folder} "
+                f"to download it again. This run uses the {BUNDLED_LABEL}."
+            )
+        else:
+            note = (
+                f"Note: {name} is not downloaded and the Hugging Face Hub can't be reached or gives no usable "
+                f"answer, so this run uses the {BUNDLED_LABEL}. Run once with a network connection to get {name}."
+            )
         return bundled_source(notes=[note])
 
 
@@ -202,15 +211,38 @@ def _h5_has_mlm_head(path):
     return any("mlm___cls" in name or "predictions" in name for name in names)
 
 
+def _hub_source(name):
+    """
+    The ModelSource of a Hub model: its cached snapshot, or a fresh download. A
+    cached copy that cannot be read (a truncated weight file, no config.json) is a
+    BrokenCacheError naming the cache folder to delete.
+    """
+    folder, cached = _hub_folder(name)
+    try:
+        source = ModelSource(folder, name)
+        _ = source.has_mlm_head  # reads the weights' headers: a truncated file fails now, not after a slow load
+        return source
+    except UserError as error:
+        if not cached:
+            raise
+        # The cache keeps each model in HUB_CACHE/models--ORG--NAME/snapshots/<commit>/
+        repo_folder = os.path.dirname(os.path.dirname(folder))
+        reason = str(error).replace(folder + os.sep, "").rstrip(".")
+        raise BrokenCacheError(name, repo_folder, reason) from None
+
+
 def _hub_folder(name):
-    """A cached or freshly downloaded snapshot of a Hub model, holding tokenizer files and weights."""
+    """
+    A cached or freshly downloaded snapshot of a Hub model, holding tokenizer files
+    and weights: (folder, True when it came from the cache).
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
 
     try:
         folder = snapshot_download(name, allow_patterns=TOKENIZER_FILES + WEIGHT_FILES, local_files_only=True)
         if any(os.path.exists(os.path.join(folder, weight)) for weight in WEIGHT_FILES):
-            return folder
+            return folder, True
     except HFValidationError:
         raise UserError(f"Not a model directory or Hugging Face model name: {name}") from None
     except Exception:  # not cached (LocalEntryNotFoundError and friends)
@@ -220,9 +252,12 @@ def _hub_folder(name):
             f"Cannot download {name}: no connection to the Hugging Face Hub, and it is not in the cache. "
             f"Run once with a network connection, or use --model DIR (or --model {BUNDLED})."
         )
-    try:
-        from huggingface_hub import HfApi
+    import requests
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
+    _hub_timeouts()
+    try:
         files = set(HfApi().list_repo_files(name))
         weight = next((w for w in WEIGHT_FILES if w in files), None)
         if weight is None:
@@ -230,11 +265,64 @@ def _hub_folder(name):
         # The progress bars are silenced with the rest of the library noise: say once what the wait is
         print(f"Downloading {name} from the Hugging Face Hub (once; later runs read the cache)...", file=sys.stderr)
         with quiet_stderr():
-            return snapshot_download(name, allow_patterns=TOKENIZER_FILES + [weight])
+            return snapshot_download(name, allow_patterns=TOKENIZER_FILES + [weight]), False
     except UserError:
         raise
-    except Exception as error:
+    except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as error:  # the Hub's own answer
         raise UserError(f"Cannot download {name} from the Hugging Face Hub: {first_line(error)}") from None
+    except OSError as error:
+        if not isinstance(error, requests.RequestException):  # this machine's disk (full, read-only), not the Hub
+            raise UserError(f"Cannot download {name}: {error.strerror or first_line(error)}") from None
+        raise _unusable_hub(name, error) from None
+    except Exception as error:  # an HTML page (captive portal), a proxy's error, anything but the Hub's JSON
+        raise _unusable_hub(name, error) from None
+
+
+def _unusable_hub(name, error):
+    """The OfflineError for a Hub address that answers, but not as the Hub (or not in time)."""
+    import requests
+
+    if isinstance(error, requests.Timeout):
+        why = f"no answer within {_read_timeout():g} s"
+    elif isinstance(error, ValueError) and not isinstance(error, requests.HTTPError):
+        why = "its answer is not the Hub's (a Wi-Fi login page?)"
+    else:
+        why = first_line(error)
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return OfflineError(
+        f"Cannot download {name}: the Hugging Face Hub at {endpoint} gives no usable answer ({why}), and it is "
+        f"not in the cache. Run once with a working connection, or use --model DIR (or --model {BUNDLED})."
+    )
+
+
+@functools.cache
+def _hub_timeouts():
+    """
+    Give every request huggingface_hub makes a timeout: some (listing a model's
+    files, its metadata) have none of their own, and an address that accepts the
+    connection but never answers would hold the run forever. Once per process.
+    """
+    import requests
+    from huggingface_hub import configure_http_backend
+
+    timeouts = (HUB_TIMEOUT, _read_timeout())  # (connect, between bytes), seconds
+
+    class TimedSession(requests.Session):
+        def send(self, request, **kwargs):  # every request and redirect goes through send(), timeout=None if unset
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = timeouts
+            return super().send(request, **kwargs)
+
+    configure_http_backend(backend_factory=TimedSession)
+
+
+def _read_timeout():
+    """HUB_READ_TIMEOUT, or the user's HF_HUB_DOWNLOAD_TIMEOUT (huggingface_hub's own setting) when valid."""
+    try:
+        seconds = float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", HUB_READ_TIMEOUT))
+    except ValueError:
+        return HUB_READ_TIMEOUT
+    return seconds if seconds > 0 else HUB_READ_TIMEOUT
 
 
 def _hub_reachable():
