@@ -33,6 +33,9 @@ from fill_ins import Candidate, fill_ins, mask_positions
 OVERVIEW_FILE = outputs.OVERVIEW_FILE
 VIEWER_FILE = outputs.VIEWER_FILE
 
+# The most characters of text read from a pipe or file (16 Mi): far more than any model reads (see check_length)
+MAX_TEXT_CHARS = 2**24
+
 
 @dataclass(frozen=True)
 class Style:

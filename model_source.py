@@ -347,7 +347,7 @@ def _looks_like_path(name):
 @contextlib.contextmanager
 def quiet_stderr():
     """Silence file descriptor 2 (C++ libraries and progress bars write there directly), then restore it."""
-    sys.stderr.flush()
+    _flush_stderr()
     try:
         saved = os.dup(2)
     except OSError:  # no real stderr (embedded use): nothing to silence
@@ -358,6 +358,11 @@ def quiet_stderr():
             os.dup2(devnull.fileno(), 2)
             yield
     finally:
-        sys.stderr.flush()
+        _flush_stderr()
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _flush_stderr():
+    with contextlib.suppress(AttributeError, OSError):  # no sys.stderr (embedded use), or a closed pipe
+        sys.stderr.flush()

@@ -186,6 +186,61 @@ def _text_options(mode):
     return {} if "b" in mode else {"encoding": "utf-8", "newline": "\n"}
 
 
+# standard output: the prompt and the fill-ins ------------------------------------------------------
+
+STDOUT = "standard output"
+
+
+def plug_closed_streams():
+    """
+    Give descriptors 0-2 that the caller closed (>&-, <&-, 2>&-) /dev/null, so that
+    no file the run opens takes their number (libraries write to descriptor 2,
+    whatever it is), and make a missing sys.stderr write nowhere rather than fail.
+    sys.stdin and sys.stdout stay None: that is how a closed one is recognized.
+    """
+    for descriptor in (0, 1, 2):
+        try:
+            os.fstat(descriptor)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)  # the lowest free number: this one, or a lower closed one
+            if null != descriptor:
+                os.dup2(null, descriptor)
+                os.close(null)
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # for the rest of the process
+
+
+def check_stdout():
+    """A closed stdout (>&-) is refused before any work: the fill-ins would have nowhere to go."""
+    if sys.stdout is None:
+        raise WriteError(STDOUT, "it is closed (use >/dev/null to discard the fill-ins)")
+
+
+def print_lines(lines, end="\n"):
+    """
+    Print `lines` on stdout. A reader that has gone (`mask.py ... | head -1`) is no
+    error: stdout becomes /dev/null for the rest of the run, which goes on to write
+    its files. Any other failure (a full disk) is a WriteError naming standard output.
+    """
+    try:
+        for line in lines:
+            sys.stdout.write(line + end)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        drop_stdout()
+    except OSError as error:
+        drop_stdout()
+        raise WriteError(STDOUT, error.strerror or error) from None
+
+
+def drop_stdout():
+    """Point descriptor 1 at /dev/null: what stdout still holds goes nowhere, and the flush at exit can't fail."""
+    with contextlib.suppress(AttributeError, ValueError, OSError):  # not a real descriptor (in-process tests)
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, sys.stdout.fileno())
+        os.close(null)
+
+
 def _temporary(directory, name):
     """A new temporary file for `name` in `directory`: (descriptor, path); errors name the directory."""
     try:

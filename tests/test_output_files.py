@@ -253,9 +253,14 @@ SLOW_FIFTH_DIAGRAM = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("signal_number, status", [(signal.SIGINT, 130)])
-def test_interrupt_while_writing_the_diagrams(signal_number, status, many_heads, tmp_path):
-    """Interrupted mid-drawing: one line, the exit status of the signal, no temporary or truncated file."""
+@pytest.mark.parametrize("signal_number, status, message", [
+    (signal.SIGINT, 130, b"Interrupted.\n"),  # Ctrl-C
+    (signal.SIGTERM, 143, b"Interrupted (SIGTERM).\n"),  # what `timeout` and `kill` send
+    (signal.SIGHUP, 129, b"Interrupted (SIGHUP).\n"),  # the terminal was closed
+], ids=["SIGINT", "SIGTERM", "SIGHUP"])
+def test_interrupt_while_writing_the_diagrams(signal_number, status, message, many_heads, tmp_path):
+    """Interrupted mid-drawing: one line, the exit status of the signal (128 + its number), no temporary or
+    truncated file."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "Attention_Layer6_Head12.png").write_bytes(old_png_bytes())
@@ -274,7 +279,7 @@ def test_interrupt_while_writing_the_diagrams(signal_number, status, many_heads,
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert (process.returncode, stderr) == (status, b"Interrupted.\n")
+    assert (process.returncode, stderr) == (status, message)
     assert len(stdout.decode().splitlines()) == 3  # the fill-ins were printed before the drawing
     written = [name for name in diagram_names(out) if (out / name).read_bytes() != old_png_bytes()]
     assert 1 <= len(written) < 72  # interrupted for real: not every diagram was written
@@ -457,3 +462,23 @@ def test_output_names_are_defined_once():
     assert outputs.is_output_name("Attention_Layer12_Head3.png") and not outputs.is_output_name("Attention_Layer.png")
     for name in ("Attention_Rollout.png", "heads.csv", "Heads_Summary.png"):  # other writers' names
         assert outputs.is_output_name(name)
+
+
+def test_signals_are_caught_only_for_the_run_and_an_ignored_hangup_stays_ignored():
+    """`nohup mask.py ...` ignores SIGHUP so that closing the terminal doesn't stop the run: that must hold."""
+    import errors
+
+    before = {number: signal.getsignal(number) for number in (signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        with errors.signals_interrupt():
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert callable(signal.getsignal(signal.SIGTERM))  # caught while the run lasts
+            with pytest.raises(errors.Interrupted) as interrupted:
+                signal.raise_signal(signal.SIGTERM)
+            assert (interrupted.value.status, interrupted.value.message) == (143, "Interrupted (SIGTERM).")
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # given back afterwards
+    finally:
+        for number, handler in before.items():
+            signal.signal(number, handler)
