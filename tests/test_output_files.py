@@ -482,3 +482,25 @@ def test_signals_are_caught_only_for_the_run_and_an_ignored_hangup_stays_ignored
     finally:
         for number, handler in before.items():
             signal.signal(number, handler)
+
+
+def test_concurrent_runs_into_one_folder_check_it_without_colliding(tmp_path):
+    """Runs started together into one folder each probe it (check_writable) under a name of their own."""
+    out = tmp_path / "out"
+    threads, rounds = 8, 100
+    start, failures = threading.Barrier(threads), []
+
+    def probe():
+        start.wait()
+        for _ in range(rounds):
+            try:
+                outputs.check_writable(str(out))
+            except Exception as error:  # a shared probe name: one run removes the other's probe
+                failures.append(error)
+
+    workers = [threading.Thread(target=probe) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert failures == [] and os.listdir(out) == []
