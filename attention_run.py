@@ -36,6 +36,22 @@ VIEWER_FILE = outputs.VIEWER_FILE
 # The most characters of text read from a pipe or file (16 Mi): far more than any model reads (see check_length)
 MAX_TEXT_CHARS = 2**24
 
+# Text longer than this many characters per position of the model is refused before it is tokenized.
+# No bound in characters is exact: whitespace costs no token, and BERT reads any word longer than 100
+# characters as a single [UNK], so a text of any length could in principle fit. But real text averages
+# 3-6 characters a token (English about 4.5; URLs, numbers and rare words split into more, shorter
+# tokens), so a text that averages 1,000 is padding or junk, and refusing it loses nothing a reader would
+# miss. Tokenizing costs time and memory by the character whatever the count of tokens (a 20 MB line took
+# 24 s and 3.4 GB to be refused), so the tokenizer never sees more than this: 512,000 characters for BERT,
+# about half a second.
+CHARS_PER_POSITION = 1000
+
+# The most fill-in sentences a run builds (masks x K), and the most characters in them: each one is a
+# copy of the whole text, printed, kept in the .npz (fixed-width UTF-32: 4 bytes a character, 80 MB at
+# most) and, for a short text, in the viewer. 510 masks with K = 5000 used to end in a MemoryError.
+MAX_FILL_INS = 100_000
+MAX_FILL_IN_CHARS = 20_000_000
+
 
 @dataclass(frozen=True)
 class Style:
@@ -81,9 +97,11 @@ class Request:
     def run(self, *, top_k=3, words=False, style=None):
         """Run the model once and return the AttentionRun (words=True merges word pieces)."""
         source, tokenizer = self.model.source, self.model.tokenizer
+        top_k, notes = self.checked_top_k(top_k)  # before the model loads: a refusal is quick
+        notes = self.notes + notes
         logits, attentions = model_loading.forward(self.model.network, self.encoding)
         # logits: (seq, vocab); attentions: (layers, heads, seq, seq)
-        predictions, notes = None, list(self.notes)
+        predictions = None
         if source.has_mlm_head:
             top_k = min(top_k, logits.shape[-1])
             predictions = fill_ins(tokenizer, self.text, logits, self.mask_positions, top_k)
@@ -105,6 +123,31 @@ class Request:
             style=style,
         )
 
+    def checked_top_k(self, top_k):
+        """
+        (K, notes): the fill-ins per mask the run can give. At most the model's
+        vocabulary (said in a note); refused (UserError) when masks x K sentences
+        would pass MAX_FILL_INS or MAX_FILL_IN_CHARS. Nothing slow: call it first.
+        """
+        source, notes = self.model.source, []
+        if not source.has_mlm_head or not self.mask_positions:
+            return top_k, notes
+        vocabulary = source.config.get("vocab_size", 30522)  # the logits' width
+        if top_k > vocabulary:
+            notes.append(f"Note: {top_k:,} fill-ins per mask is more than the {vocabulary:,} tokens {source.label} "
+                         f"knows; giving all {vocabulary:,}.")
+            top_k = vocabulary
+        masks, length = len(self.mask_positions), len(self.text)
+        if masks * top_k > MAX_FILL_INS or masks * top_k * length > MAX_FILL_IN_CHARS:
+            most = min(MAX_FILL_INS // masks, MAX_FILL_IN_CHARS // (masks * length))
+            advice = f"Use -k {most} or less." if most else "Use fewer masks or a shorter text."
+            raise UserError(
+                f"Too many fill-ins: {masks} masks x {top_k:,} makes {masks * top_k:,} sentences of {length:,} "
+                f"characters; a run builds at most {MAX_FILL_INS:,} sentences and {MAX_FILL_IN_CHARS:,} "
+                f"characters of them. {advice}"
+            )
+        return top_k, notes
+
 
 def prepare(text, model, *, fallback_to_bundled=False):
     """
@@ -113,6 +156,7 @@ def prepare(text, model, *, fallback_to_bundled=False):
     """
     opened = open_model(model, fallback_to_bundled)
     source, tokenizer = opened.source, opened.tokenizer
+    check_characters(text, source)  # first: even scanning a huge text for its masks takes seconds
     typed, text = text, normalize_mask(text, tokenizer)
     encoding = tokenizer(text, return_tensors="np")
     check_length(encoding["input_ids"].shape[1], source)
@@ -271,6 +315,16 @@ def normalize_mask(text, tokenizer):
     if mask == "[MASK]":
         text = re.sub(r"\[mask\]", mask, text, flags=re.IGNORECASE)
     return text
+
+
+def check_characters(text, source):
+    """Refuse text far longer than the model reads, by its characters, before tokenizing (CHARS_PER_POSITION)."""
+    limit = source.config.get("max_position_embeddings", 512)
+    if len(text) > limit * CHARS_PER_POSITION:
+        raise UserError(
+            f"Text is too long: {len(text):,} characters, far more than the {limit} tokens {source.label} reads "
+            f"(at most {limit * CHARS_PER_POSITION:,} characters are read). Shorten it."
+        )
 
 
 def check_length(length, source):

@@ -93,12 +93,13 @@ def main(argv=None):
 
             # Tokenize input and check it; the (slow) model is loaded only for usable text
             request = attention_run.prepare(text, args.model or MODEL, fallback_to_bundled=args.model is None)
+            top_k, k_notes = request.checked_top_k(args.top_k)
             skipped = _prepare_outputs(args)
-            for note in request.notes + skipped:
+            for note in request.notes + k_notes + skipped:
                 _notice(note)
 
             # Use model to process input and generate predictions
-            run = request.run(top_k=args.top_k, words=args.words, style=_style())
+            run = request.run(top_k=top_k, words=args.words, style=_style())
             for note in run.notes[len(request.notes):]:  # what the run itself found
                 _notice(note)
             if run.predictions is not None:
