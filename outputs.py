@@ -22,7 +22,7 @@ import typing
 
 import numpy as np
 
-from errors import WriteError
+from errors import UserError, WriteError
 
 # Every name a run writes into its output folder, in one place: a run removes the files an earlier run
 # left under these names (and only these), so a folder never shows two runs as one. A new writer adds
@@ -151,7 +151,7 @@ def remove_earlier_outputs(directory, written):
                 except FileNotFoundError:  # another run into the same folder was quicker
                     continue
                 except OSError as error:
-                    raise WriteError(entry.path, f"cannot remove this earlier run's file ({error.strerror})") from None
+                    raise UserError(f"Cannot remove {entry.path}, an earlier run's file: {error.strerror}") from None
                 removed.append(entry.name)
     return sorted(removed)
 

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 from conftest import ROOT, assert_one_line_failure, call_main
@@ -71,11 +70,9 @@ def local_hub(behaviour):
 
 
 def run_mask(args, env, timeout=90):
-    """mask.py in a child process with `env` added; returns (CompletedProcess, seconds)."""
-    start = time.monotonic()
-    result = subprocess.run([sys.executable, os.path.join(ROOT, "mask.py"), *args], capture_output=True, text=True,
-                            env={**os.environ, **env}, timeout=timeout)
-    return result, time.monotonic() - start
+    """mask.py in a child process with `env` added."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "mask.py"), *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=timeout)
 
 
 def hub_env(url, tmp_path):
@@ -84,7 +81,7 @@ def hub_env(url, tmp_path):
             "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", "HF_HUB_DOWNLOAD_TIMEOUT": "3"}
 
 
-def assert_fell_back(result, tmp_path):
+def assert_fell_back(result):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and all(line.startswith("I drank a cup of ") for line in lines)
@@ -98,14 +95,14 @@ def test_a_hub_without_a_usable_answer_is_unreachable(behaviour, tmp_path):
     """The named model: one line within the timeout. The default model: the bundled one, with its note."""
     with local_hub(behaviour) as url:
         env = hub_env(url, tmp_path)
-        named, seconds = run_mask([DEFAULT_TEXT, "--model", "someone/some-bert", "--output-dir", str(tmp_path)], env)
+        # (the child's 90 s limit is below the server's 120 s: a run that waits for the answer fails the test)
+        named = run_mask([DEFAULT_TEXT, "--model", "someone/some-bert", "--output-dir", str(tmp_path)], env)
         assert named.returncode == 1 and named.stdout == "", named
         lines = named.stderr.splitlines()
         assert len(lines) == 1 and lines[0].startswith("Cannot download someone/some-bert: "), named.stderr
         assert "Hugging Face Hub" in lines[0] and "--model bundled" in lines[0]
-        assert seconds < 45  # the 3 s read timeout, not the server's 120 s
-        default, _ = run_mask([DEFAULT_TEXT, "--output-dir", str(tmp_path / "out")], env)
-    assert_fell_back(default, tmp_path)
+        default = run_mask([DEFAULT_TEXT, "--output-dir", str(tmp_path / "out")], env)
+    assert_fell_back(default)
     assert "can't be reached or gives no usable answer" in default.stderr
 
 
