@@ -182,8 +182,11 @@ def print_torch_installed(runs):
 
 def timed_process(command, stdin=""):
     """Run a command; returns (wall seconds, peak resident memory in bytes)."""
+    # The tool's modules from the root: a script's own folder (benchmarks/) is all Python puts on its path
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
-    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               env=env)
     process.stdin.write(stdin.encode())
     process.stdin.close()
     stderr = process.stderr.read()
