@@ -55,6 +55,7 @@ class ModelSource:
         self.label = label
         self.bundled = bundled
         self.notes = list(notes)  # e.g. "Note: ... uses the bundled offline model", said once per run
+        self.cache_folder = None  # for a Hub model: its folder in the Hugging Face cache (to delete if broken)
         check_regular_files(directory)
         self.config = read_config(directory, label)
 
@@ -218,17 +219,18 @@ def _hub_source(name):
     BrokenCacheError naming the cache folder to delete.
     """
     folder, cached = _hub_folder(name)
+    # The cache keeps each model in HUB_CACHE/models--ORG--NAME/snapshots/<commit>/
+    repo_folder = os.path.dirname(os.path.dirname(folder))
     try:
         source = ModelSource(folder, name)
         _ = source.has_mlm_head  # reads the weights' headers: a truncated file fails now, not after a slow load
-        return source
     except UserError as error:
         if not cached:
             raise
-        # The cache keeps each model in HUB_CACHE/models--ORG--NAME/snapshots/<commit>/
-        repo_folder = os.path.dirname(os.path.dirname(folder))
         reason = str(error).replace(folder + os.sep, "").rstrip(".")
         raise BrokenCacheError(name, repo_folder, reason) from None
+    source.cache_folder = repo_folder
+    return source
 
 
 def _hub_folder(name):

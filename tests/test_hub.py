@@ -155,6 +155,17 @@ def test_a_broken_cached_model_names_the_folder_to_delete(damage, tiny_safetenso
     assert not (tmp_path / "out").exists()
 
 
+def test_a_broken_cached_tokenizer_names_the_folder_to_delete(tiny_safetensors, tmp_path, hub_cache):
+    def break_tokenizer(snapshot):
+        (snapshot / "tokenizer.json").write_text('{"truncated": ')
+
+    repo_folder = fake_cache(tmp_path, "someone/tiny-bert", tiny_safetensors, break_tokenizer)
+    run = call_main([DEFAULT_TEXT, "--model", "someone/tiny-bert", "--output-dir", str(tmp_path / "out")])
+    line = assert_one_line_failure(run)
+    assert line.startswith("Cannot load the tokenizer of someone/tiny-bert: ")
+    assert line.endswith(f"If the download is broken, delete {repo_folder} and run again")
+
+
 def test_an_intact_cached_model_is_used(tiny_safetensors, tmp_path, hub_cache):
     fake_cache(tmp_path, "someone/tiny-bert", tiny_safetensors, lambda snapshot: None)
     run = call_main([DEFAULT_TEXT, "--model", "someone/tiny-bert", "--output-dir", str(tmp_path / "out")])
