@@ -15,6 +15,7 @@ import functools
 import html
 import os
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -33,9 +34,29 @@ from errors import UserError
 from fill_ins import Candidate, fill_ins, mask_positions
 
 # Names of the overview image, the rollout diagram (--rollout) and the viewer page a run writes
-OVERVIEW_FILE = "Attention_Overview.png"
-ROLLOUT_FILE = "Attention_Rollout.png"
-VIEWER_FILE = "attention.html"
+# (every output name: outputs.OUTPUT_NAMES)
+OVERVIEW_FILE = outputs.OVERVIEW_FILE
+ROLLOUT_FILE = outputs.ROLLOUT_FILE
+VIEWER_FILE = outputs.VIEWER_FILE
+
+# The most characters of text read from a pipe or file (16 Mi): far more than any model reads (see check_length)
+MAX_TEXT_CHARS = 2**24
+
+# Text longer than this many characters per position of the model is refused before it is tokenized.
+# No bound in characters is exact: whitespace costs no token, and BERT reads any word longer than 100
+# characters as a single [UNK], so a text of any length could in principle fit. But real text averages
+# 3-6 characters a token (English about 4.5; URLs, numbers and rare words split into more, shorter
+# tokens), so a text that averages 1,000 is padding or junk, and refusing it loses nothing a reader would
+# miss. Tokenizing costs time and memory by the character whatever the count of tokens (a 20 MB line took
+# 24 s and 3.4 GB to be refused), so the tokenizer never sees more than this: 512,000 characters for BERT,
+# about half a second.
+CHARS_PER_POSITION = 1000
+
+# The most fill-in sentences a run builds (masks x K), and the most characters in them: each one is a
+# copy of the whole text, printed, kept in the .npz (fixed-width UTF-32: 4 bytes a character, 80 MB at
+# most) and, for a short text, in the viewer. 510 masks with K = 5000 used to end in a MemoryError.
+MAX_FILL_INS = 100_000
+MAX_FILL_IN_CHARS = 20_000_000
 
 # Height of the viewer in a notebook (an iframe cannot size itself to a sandboxed page; it scrolls inside)
 NOTEBOOK_VIEWER_HEIGHT = 900
@@ -91,9 +112,11 @@ class Request:
     def run(self, *, top_k=3, words=False, style=None):
         """Run the model once and return the AttentionRun (words=True merges word pieces)."""
         source, tokenizer, network = self.model.source, self.model.tokenizer, self.model.network
+        top_k, notes = self.checked_top_k(top_k)  # before the model loads: a refusal is quick
+        notes = self.notes + notes
         logits, attentions, hidden = model_loading.forward(network, self.encoding, hidden_states=True)
         # logits: (seq, vocab); attentions: (layers, heads, seq, seq); hidden: (layers + 1, seq, hidden)
-        predictions, notes = None, list(self.notes)
+        predictions = None
         if source.has_mlm_head:
             top_k = min(top_k, logits.shape[-1])
             predictions = fill_ins(tokenizer, self.text, logits, self.mask_positions, top_k)
@@ -123,6 +146,31 @@ class Request:
             segments=segments,
         )
 
+    def checked_top_k(self, top_k):
+        """
+        (K, notes): the fill-ins per mask the run can give. At most the model's
+        vocabulary (said in a note); refused (UserError) when masks x K sentences
+        would pass MAX_FILL_INS or MAX_FILL_IN_CHARS. Nothing slow: call it first.
+        """
+        source, notes = self.model.source, []
+        if not source.has_mlm_head or not self.mask_positions:
+            return top_k, notes
+        vocabulary = source.config.get("vocab_size", 30522)  # the logits' width
+        if top_k > vocabulary:
+            notes.append(f"Note: {top_k:,} fill-ins per mask is more than the {vocabulary:,} tokens {source.label} "
+                         f"knows; giving all {vocabulary:,}.")
+            top_k = vocabulary
+        masks, length = len(self.mask_positions), len(self.text)
+        if masks * top_k > MAX_FILL_INS or masks * top_k * length > MAX_FILL_IN_CHARS:
+            most = min(MAX_FILL_INS // masks, MAX_FILL_IN_CHARS // (masks * length))
+            advice = f"Use -k {most} or less." if most else "Use fewer masks or a shorter text."
+            raise UserError(
+                f"Too many fill-ins: {masks} masks x {top_k:,} makes {masks * top_k:,} sentences of {length:,} "
+                f"characters; a run builds at most {MAX_FILL_INS:,} sentences and {MAX_FILL_IN_CHARS:,} "
+                f"characters of them. {advice}"
+            )
+        return top_k, notes
+
 
 def prepare(text, model, *, fallback_to_bundled=False, require_mask=True):
     """
@@ -136,6 +184,7 @@ def prepare(text, model, *, fallback_to_bundled=False, require_mask=True):
     """
     opened = open_model(model, fallback_to_bundled)
     source, tokenizer = opened.source, opened.tokenizer
+    check_characters(text, source)  # first: even scanning a huge text for its masks takes seconds
     typed, text = text, normalize_mask(text, tokenizer)
     notes = list(source.notes)
     encoding, segments, note = encode(text, tokenizer, source)
@@ -326,28 +375,44 @@ class AttentionRun:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= count:
                 raise ValueError(f"{name} must be a whole number from 1 to {count}; got {value!r}")
 
-    def save(self, directory=".", *, html=True, rollout=False):
+    def save(self, directory=".", *, html=True, rollout=False, notify=None):
         """
         Write the files the command line writes into `directory` (created if
         missing): a diagram per head (when legible), with rollout the rollout's
         diagram (when legible), the overview and, with html, the viewer (with the
         rollout too when asked for). Returns what was written, for a "Wrote ..." line.
+
+        Once they are all in place, the files an earlier run left there under the
+        tool's own names (outputs.OUTPUT_NAMES) are removed, so the folder never
+        mixes two runs; `notify` (default: print to stderr) is told in one line.
+        A run that fails leaves the earlier files as they were.
         """
         outputs.check_writable(directory)  # created if missing, as --output-dir is
-        written = []
+        written, names = [], {OVERVIEW_FILE}
         if self.legible:
             # visualize_attentions takes the model's layout: one (batch=1, heads, n, n) array per layer
             self.style.visualize(self.tokens, self.attentions[:, None], directory)
-            written.append(f"{self.attentions.shape[0] * self.attentions.shape[1]} diagrams")
+            layers, heads = self.attentions.shape[:2]
+            written.append(f"{layers * heads} diagrams")
+            names |= {f"Attention_Layer{layer}_Head{head}.png"
+                      for layer in range(1, layers + 1) for head in range(1, heads + 1)}
             if rollout:
                 diagrams.save_png(self.rollout_diagram(), os.path.join(directory, ROLLOUT_FILE))
                 written.append(ROLLOUT_FILE)
+                names.add(ROLLOUT_FILE)
         diagrams.save_png(self.overview(), os.path.join(directory, OVERVIEW_FILE))
         written.append(OVERVIEW_FILE)
         if html and self.legible:
             with outputs.atomic_file(os.path.join(directory, VIEWER_FILE), "w") as file:
                 file.write(self.viewer_html(rollout=rollout))
             written.append(VIEWER_FILE)
+            names.add(VIEWER_FILE)
+        removed = outputs.remove_earlier_outputs(directory, names)
+        if removed:
+            (notify or _print_to_stderr)(
+                f"Removed an earlier run's {_describe(removed)} from {os.path.abspath(directory)}, "
+                "so it holds this run's files only."
+            )
         return written
 
     def save_npz(self, path, *, rollout=False):
@@ -364,6 +429,18 @@ class AttentionRun:
                     patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model,
                     special_tokens=self.special_tokens, segments=self.segments,
                     rollout=self.rollout() if rollout else None)
+
+
+def _describe(names):
+    """Output file names in a few words: "8 diagrams and attention.html"."""
+    diagram_count = sum(name.startswith("Attention_Layer") for name in names)
+    parts = ([f"{diagram_count} diagram{'s' * (diagram_count != 1)}"] if diagram_count else []) + [
+        name for name in names if not name.startswith("Attention_Layer")]
+    return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+
+
+def _print_to_stderr(line):
+    print(line, file=sys.stderr)
 
 
 def viewer_available():
@@ -415,6 +492,16 @@ def normalize_mask(text, tokenizer):
     if mask == "[MASK]":
         text = re.sub(r"\[mask\]", mask, text, flags=re.IGNORECASE)
     return text
+
+
+def check_characters(text, source):
+    """Refuse text far longer than the model reads, by its characters, before tokenizing (CHARS_PER_POSITION)."""
+    limit = source.config.get("max_position_embeddings", 512)
+    if len(text) > limit * CHARS_PER_POSITION:
+        raise UserError(
+            f"Text is too long: {len(text):,} characters, far more than the {limit} tokens {source.label} reads "
+            f"(at most {limit * CHARS_PER_POSITION:,} characters are read). Shorten it."
+        )
 
 
 def check_length(length, source):

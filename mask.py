@@ -35,6 +35,7 @@ from PIL import ImageFont
 import attention_run
 import corpus
 import diagrams
+import errors
 import fill_ins
 import model_source
 import outputs
@@ -81,6 +82,7 @@ def main(argv=None):
     parser.add_argument("-k", "--top-k", type=_positive_int, default=K, metavar="K",
                         help=f"number of fill-ins per mask (default: {K})")
     parser.add_argument("--output-dir", default=".", metavar="DIR",
+                        type=_name("a folder name (. for the current folder)"),
                         help="where the images and viewer go (created if missing; default: .)")
     parser.add_argument("--scores", action="store_true", help="print each fill-in's probability")
     parser.add_argument("--patterns", action="store_true",
@@ -88,7 +90,7 @@ def main(argv=None):
                         "[CLS], [SEP], punctuation, or broadly")
     parser.add_argument("--words", action="store_true",
                         help="merge WordPiece pieces into words before drawing")
-    parser.add_argument("--save", metavar="FILE.npz",
+    parser.add_argument("--save", metavar="FILE.npz", type=_name("a file name"),
                         help="save tokens, attentions, fill-ins and pattern scores (numpy.load reads it)")
     parser.add_argument("--no-html", action="store_true", help="don't write attention.html")
     parser.add_argument("--rollout", action="store_true",
@@ -101,6 +103,7 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=_positive_int, default=corpus.BATCH_SIZE, metavar="N",
                         help=f"sentences per forward pass with --corpus (default: {corpus.BATCH_SIZE})")
     parser.error = lambda message: _fail(f"mask.py: {message} (see --help)", 2)  # one line, not usage + error
+    outputs.plug_closed_streams()
     args = parser.parse_args(argv)
     if args.corpus is not None:
         given = [name for name, on in [("TEXT", args.text is not None), ("--words", args.words),
@@ -108,49 +111,52 @@ def main(argv=None):
         if given:
             parser.error(f"{given[0]} does not go with --corpus")
 
-    try:
-        if args.corpus is not None:
-            _analyse_corpus(args)
-            return
-        text = args.text if args.text is not None else input("Text: ")
+    with errors.signals_interrupt():  # SIGTERM and SIGHUP stop a run as Ctrl-C does
+        try:
+            outputs.check_stdout()
+            if args.corpus is not None:
+                _analyse_corpus(args)
+                return
+            text = args.text if args.text is not None else _ask_for_text()
 
-        # Tokenize input and check it; the (slow) model is loaded only for usable text
-        request = attention_run.prepare(text, args.model or MODEL, fallback_to_bundled=args.model is None)
-        skipped = _prepare_outputs(args)
-        for note in request.notes + skipped:
-            _notice(note)
+            # Tokenize input and check it; the (slow) model is loaded only for usable text
+            request = attention_run.prepare(text, args.model or MODEL, fallback_to_bundled=args.model is None)
+            top_k, k_notes = request.checked_top_k(args.top_k)
+            skipped = _prepare_outputs(args)
+            for note in request.notes + k_notes + skipped:
+                _notice(note)
 
-        # Use model to process input and generate predictions
-        run = request.run(top_k=args.top_k, words=args.words, style=_style())
-        for note in run.notes[len(request.notes):]:  # what the run itself found
-            _notice(note)
-        if run.predictions is not None:
-            _print_predictions(run.predictions, args.scores)
-        if args.patterns:
-            print("\n".join(patterns.format_top_heads(patterns.top_heads(run.patterns))))
+            # Use model to process input and generate predictions
+            run = request.run(top_k=top_k, words=args.words, style=_style())
+            for note in run.notes[len(request.notes):]:  # what the run itself found
+                _notice(note)
+            if run.predictions is not None:
+                _print_predictions(run.predictions, args.scores)
+            if args.patterns:
+                outputs.print_lines(patterns.format_top_heads(patterns.top_heads(run.patterns)))
 
-        # Visualize attentions
-        if not run.legible:
-            _notice(
-                f"Note: {len(run.tokens)} tokens are more than the {MAX_DIAGRAM_TOKENS} that per-head diagrams and "
-                "the viewer show legibly; writing only the overview. Use a shorter text or --words."
-            )
-        written = run.save(args.output_dir, html=not args.no_html and attention_run.viewer_available(),
-                           rollout=args.rollout)
-        if args.save:
-            run.save_npz(args.save, rollout=args.rollout)
-            _notice(f"Saved the data to {args.save}")
-        _notice(f"Wrote {', '.join(written)} to {os.path.abspath(args.output_dir)}")
-    except UserError as error:
-        _fail(str(error), 1)
-    except EOFError:
-        _fail("No text given (end of input).", 1)
-    except UnicodeDecodeError:  # bytes on stdin that aren't UTF-8 (outside a C.UTF-8 locale)
-        _fail("Text is not valid UTF-8: check the terminal's encoding.", 1)
-    except KeyboardInterrupt:
-        _fail("Interrupted.", 130)
-    except OSError as error:  # anything the tool reads; every write error is a UserError naming the file
-        _fail(_cannot_read(error), 1)
+            # Visualize attentions
+            if not run.legible:
+                _notice(
+                    f"Note: {len(run.tokens)} tokens are more than the {MAX_DIAGRAM_TOKENS} that per-head diagrams "
+                    "and the viewer show legibly; writing only the overview. Use a shorter text or --words."
+                )
+            written = run.save(args.output_dir, html=not args.no_html and attention_run.viewer_available(),
+                               rollout=args.rollout, notify=_notice)
+            if args.save is not None:
+                run.save_npz(args.save, rollout=args.rollout)
+                _notice(f"Saved the data to {args.save}")
+            _notice(f"Wrote {', '.join(written)} to {os.path.abspath(args.output_dir)}")
+        except UserError as error:
+            _fail(str(error), 1)
+        except EOFError:
+            _fail("No text given (end of input).", 1)
+        except UnicodeDecodeError:  # bytes on stdin that aren't UTF-8 (outside a C.UTF-8 locale)
+            _fail("Text is not valid UTF-8: check the terminal's encoding.", 1)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C, or SIGTERM/SIGHUP (errors.Interrupted)
+            _fail(getattr(interrupt, "message", "Interrupted."), getattr(interrupt, "status", 130))
+        except OSError as error:  # anything the tool reads; every write error is a UserError naming the file
+            _fail(_cannot_read(error), 1)
 
 
 def get_mask_token_index(mask_token_id, inputs):
@@ -265,7 +271,14 @@ def _analyse_corpus(args):
 
 def _prepare_outputs(args):
     """Check every output place before the model loads; returns notes about extras that are skipped."""
+    # --save first, so that a bad --save leaves no new output folder; unless it goes into that folder
+    into_output_dir = args.save is not None and os.path.dirname(os.path.abspath(args.save)) == os.path.abspath(
+        args.output_dir)
+    if args.save is not None and not into_output_dir:
+        outputs.check_target(args.save)
     outputs.check_writable(args.output_dir)
+    if into_output_dir:
+        outputs.check_target(args.save)
     notes = []
     if not args.no_html and not attention_run.viewer_available():
         notes.append(f"Note: {attention_run.viewer.TEMPLATE_PATH} is missing, so no attention.html is written "
@@ -273,17 +286,40 @@ def _prepare_outputs(args):
     return notes
 
 
+def _ask_for_text():
+    """
+    CS50's input("Text: "). From a pipe or file, at most attention_run.MAX_TEXT_CHARS
+    are read, so an endless line (cat /dev/zero | ...) can't fill the memory.
+    """
+    if sys.stdin is None:  # started with stdin closed (<&-)
+        raise UserError("No text given: standard input is closed.")
+    if sys.stdin.isatty():  # a person typing: input() gives line editing
+        try:
+            return input("Text: ")
+        except BrokenPipeError:  # the prompt's reader has gone: read without one
+            outputs.drop_stdout()
+            return input()
+    outputs.print_lines(["Text: "], end="")
+    line = sys.stdin.readline(attention_run.MAX_TEXT_CHARS + 1)
+    if not line:
+        raise EOFError
+    if len(line) > attention_run.MAX_TEXT_CHARS:
+        raise UserError(f"Text is too long: more than {attention_run.MAX_TEXT_CHARS:,} characters.")
+    return line[:-1] if line.endswith("\n") else line
+
+
 def _print_predictions(predictions, with_scores):
     """CS50's output: one sentence per fill-in; grouped per mask when there are several."""
+    lines = []
     for nth, group in enumerate(predictions):
         if len(predictions) > 1:
-            print(f"Mask {nth + 1} of {len(predictions)}:")
+            lines.append(f"Mask {nth + 1} of {len(predictions)}:")
         for candidate in group:
             line = candidate.sentence
             if with_scores:
                 line += f"  ({candidate.probability:.3f})"
-            print(line)
-    sys.stdout.flush()
+            lines.append(line)
+    outputs.print_lines(lines)
 
 
 def _cannot_read(error):
@@ -301,13 +337,26 @@ def _positive_int(value):
     return number
 
 
+def _name(what):
+    """An argparse type for a file or folder name: an empty one is an error of its own, not "No such file"."""
+    def name(value):
+        if not value:
+            raise argparse.ArgumentTypeError(f"expected {what}, not an empty string")
+        return value
+
+    return name
+
+
 def _notice(message):
     """Anything but the fill-ins goes to stderr, so stdout stays CS50's output."""
-    print(message, file=sys.stderr)
+    try:
+        print(message, file=sys.stderr, flush=True)
+    except (OSError, ValueError):  # stderr gone (a closed terminal, a reader that left): nothing to tell
+        pass
 
 
 def _fail(message, status):
-    print(message, file=sys.stderr)
+    _notice(message)
     sys.exit(status)
 
 

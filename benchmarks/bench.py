@@ -14,9 +14,10 @@ load hits both alike:
    and `mask.py` as subprocesses on the same sentence and checkpoint, recording
    wall time and peak memory (max RSS) of each;
 2. times `mask.py --help`;
-3. draws every head's diagram for the sentence with the straightforward renderer
+3. runs `mask.py` where PyTorch is installed too (.venv-torch, from tests/torch_env.sh; skipped without it);
+4. draws every head's diagram for the sentence with the straightforward renderer
    (benchmarks/reference_renderer.py) and with ours, in this process;
-4. corpus mode: sentences per second, batched, against a loop of one-sentence runs
+5. corpus mode: sentences per second, batched, against a loop of one-sentence runs
    (corpus_section).
 Its notebook API section (notebook_api_section) times mask.explain() on the
 bundled model in a fresh process: the first call, the next ones, and what the
@@ -59,6 +60,7 @@ def main():
         # Whole runs first, while this process is small: a child's peak memory (ru_maxrss)
         # counts the pages it was forked with, so a parent holding TensorFlow would inflate both
         runs = compare_whole_runs(model_dir, rounds, scratch)
+        torch_runs = compare_torch_installed(model_dir, rounds, scratch)
         help_time = statistics.median(timed_process([sys.executable, os.path.join(ROOT, "mask.py"), "--help"])[0]
                                       for _ in range(rounds))
 
@@ -80,6 +82,7 @@ def main():
             f"   ({our_time / base_time:.2f} of the time, {our_memory / base_memory:.2f} of the memory)\n"
         )
         print(f"Start-up: mask.py --help    {help_time:7.2f} s\n")
+        print_torch_installed(torch_runs)
         corpus_section(model_dir, rounds, args.quick, scratch)
 
     notebook_api_section(rounds)
@@ -148,11 +151,55 @@ def compare_whole_runs(model_dir, rounds, scratch):
     ]
 
 
+# PyTorch installed beside TensorFlow -----------------------------------------------------------------
+# Where torch is installed too (Colab, Kaggle, many laptops), transformers imports it unless told to use
+# TensorFlow only (model_loading.import_transformers does). The same whole run of mask.py in .venv (no
+# torch), in .venv-torch (tests/torch_env.sh: the same requirements plus torch), and in .venv-torch with
+# torch imported first, as transformers did before it was told.
+
+TORCH_VENV_PYTHON = os.path.join(ROOT, ".venv-torch", "bin", "python")
+TORCH_FIRST = "import sys, runpy, torch; sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')"
+
+
+def compare_torch_installed(model_dir, rounds, scratch):
+    """[(label, wall seconds, peak bytes)], medians and maxima over the rounds; None without .venv-torch."""
+    if not os.path.exists(TORCH_VENV_PYTHON):
+        return None
+    mask_py = os.path.join(ROOT, "mask.py")
+    arguments = ["--model", model_dir, "--output-dir", "OUT"]
+    programs = [
+        ("without torch (.venv)", [sys.executable, mask_py, *arguments]),
+        ("torch installed (.venv-torch)", [TORCH_VENV_PYTHON, mask_py, *arguments]),
+        ("torch imported first, as before", [TORCH_VENV_PYTHON, "-c", TORCH_FIRST, mask_py, *arguments]),
+    ]
+    results = [[] for _ in programs]
+    for _ in range(rounds):
+        for index, (_, command) in enumerate(programs):
+            out = tempfile.mkdtemp(dir=scratch)
+            results[index].append(timed_process([out if part == "OUT" else part for part in command], SENTENCE + "\n"))
+    return [(label, statistics.median(t for t, _ in runs), max(m for _, m in runs))
+            for (label, _), runs in zip(programs, results, strict=True)]
+
+
+def print_torch_installed(runs):
+    print("With PyTorch installed too: python mask.py ... (whole run)")
+    if runs is None:
+        print("  skipped: no .venv-torch (tests/torch_env.sh makes it)")
+        return
+    (_, base_time, base_memory), *others = runs
+    print(f"  {runs[0][0]:34} {base_time:7.2f} s   peak {base_memory / 2**20:7.0f} MiB")
+    for label, seconds, memory in others:
+        print(f"  {label:34} {seconds:7.2f} s   peak {memory / 2**20:7.0f} MiB"
+              f"   ({seconds / base_time:.2f} of the time, {memory / base_memory:.2f} of the memory)")
+
+
 def timed_process(command, stdin=""):
     """Run a command; returns (wall seconds, peak resident memory in bytes)."""
+    # The tool's modules from the root: a script's own folder (benchmarks/) is all Python puts on its path
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               cwd=ROOT)  # the tool's modules and benchmarks/ import from the root
+                               env=env, cwd=ROOT)  # the tool's modules and benchmarks/ import from the root
     process.stdin.write(stdin.encode())
     process.stdin.close()
     stderr = process.stderr.read()

@@ -7,10 +7,12 @@ import json
 import os
 import pickle
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_failure, call_main, diagram_names
+from conftest import ROOT, assert_one_line_failure, call_main, diagram_names
 
 TEXT = "The turtle slowly moved across the [MASK]."
 
@@ -182,3 +184,16 @@ def test_auto_map_never_runs_the_models_code(tokenizer_class, tiny_h5, tmp_path,
         assert run.status == 0 and len(run.stdout.splitlines()) == 3, run
 
 
+
+
+@pytest.mark.parametrize("name", ["config.json", "tf_model.h5", "model.safetensors", "tokenizer_config.json"])
+def test_a_fifo_among_the_model_files_is_refused_not_waited_on(name, tiny_h5, tmp_path):
+    """Opening a FIFO waits for a writer forever: a model folder's files must be regular files."""
+    model_dir = copy_model(tiny_h5, str(tmp_path / "model"))
+    if os.path.exists(os.path.join(model_dir, name)):
+        os.remove(os.path.join(model_dir, name))
+    os.mkfifo(os.path.join(model_dir, name))
+    result = subprocess.run([sys.executable, os.path.join(ROOT, "mask.py"), TEXT, "--model", model_dir,
+                             "--output-dir", str(tmp_path / "out")], capture_output=True, text=True, timeout=60)
+    assert (result.returncode, result.stdout) == (1, ""), result
+    assert result.stderr == f"Cannot read {os.path.join(model_dir, name)}: not a regular file.\n"

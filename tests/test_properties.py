@@ -8,6 +8,7 @@ import collections
 import os
 import re
 import shutil
+import stat
 import tempfile
 
 import numpy as np
@@ -141,6 +142,10 @@ def sentences(draw):
 def expected_outcome(text, tokenizer, model_dir):
     """What the tool must do with `text`: (the text as read, the error line or None), from first principles."""
     normalized = re.sub(r"\[mask\]", "[MASK]", text, flags=re.IGNORECASE)
+    if len(text) > 64 * attention_run.CHARS_PER_POSITION:  # refused by its length alone, before tokenizing
+        return normalized, (f"Text is too long: {len(text):,} characters, far more than the 64 tokens {model_dir} "
+                            f"reads (at most {64 * attention_run.CHARS_PER_POSITION:,} characters are read). "
+                            "Shorten it.")
     if not text.strip():
         return normalized, "No text given: type a sentence containing [MASK]."
     n = len(tokenizer(normalized)["input_ids"])
@@ -175,6 +180,171 @@ def test_prepare_reads_or_refuses_hostile_text(text, tiny_h5, tiny_h5_words):
     assert len(request.mask_positions) == normalized.count("[MASK]")
     assert request.notes == (["Note: reading [mask] as [MASK]."] if normalized != text else [])
     FUZZ_MESSAGES["read"] += 1
+
+
+# hostile lengths, many masks, large K (issue 17) -----------------------------------------------
+
+BOUND = 64 * 1000  # the tiny model's 64 positions x attention_run.CHARS_PER_POSITION
+PADDING = [" ", "x", "the ", "[MASK] ", "\u3000", "猫", "\x00"]
+
+
+@st.composite
+def hostile_lengths(draw):
+    """A sentence padded to a length near the character bound (either side of it) or far past it."""
+    sentence = draw(sentences())
+    target = draw(st.one_of(st.integers(BOUND - 3, BOUND + 3), st.sampled_from([BOUND // 2, 2 * BOUND, 40 * BOUND])))
+    pad = draw(st.sampled_from(PADDING))
+    padding = pad * (max(0, target - len(sentence)) // len(pad) + 1)
+    where = draw(st.sampled_from(["before", "after"]))
+    text = padding + sentence if where == "before" else sentence + padding
+    return text[:target] if where == "after" else text[len(text) - target:]
+
+
+@given(text=hostile_lengths())
+@settings(max_examples=60, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_prepare_refuses_text_far_too_long_before_tokenizing(text, tiny_h5, tiny_h5_words):
+    """Past the bound: refused by its length, and the tokenizer never sees it. Within it: the usual rules."""
+    assert attention_run.CHARS_PER_POSITION * 64 == BOUND
+    tokenizer, _ = tiny_h5_words
+    normalized, error = expected_outcome(text, tokenizer, tiny_h5) if len(text) > BOUND else (None, None)
+    opened = attention_run.open_model(tiny_h5)
+    real, calls = type(opened.tokenizer).__call__, []
+    type(opened.tokenizer).__call__ = lambda self, *args, **kwargs: calls.append(1) or real(self, *args, **kwargs)
+    try:
+        if error:
+            with pytest.raises(UserError) as refused:
+                attention_run.prepare(text, tiny_h5)
+            assert str(refused.value) == error and calls == []
+            FUZZ_MESSAGES["refused by characters"] += 1
+            return
+        normalized, error = expected_outcome(text, tokenizer, tiny_h5)
+        if error:
+            with pytest.raises(UserError) as refused:
+                attention_run.prepare(text, tiny_h5)
+            assert str(refused.value) == error
+        else:
+            assert attention_run.prepare(text, tiny_h5).text == normalized
+        FUZZ_MESSAGES["within the character bound"] += 1
+    finally:
+        type(opened.tokenizer).__call__ = real
+
+
+@given(masks=st.integers(1, 62), filler=st.integers(0, 40), k=st.one_of(st.integers(1, 200), st.integers(1, 10**9)),
+       most=st.integers(1, 20_000), most_chars=st.integers(1, 2_000_000))
+@settings(max_examples=200, deadline=None, derandomize=True, database=None)
+def test_fill_ins_per_mask_are_capped_and_bounded(masks, filler, k, most, most_chars, tiny_h5):
+    """K over the vocabulary gives the vocabulary with a note; masks x K sentences past a bound are refused."""
+    words = min(filler, 62 - masks)  # [CLS] + masks + words + [SEP] within the 64 positions
+    text = " ".join(["[MASK]"] * masks + ["cat"] * words)
+    request = attention_run.prepare(text, tiny_h5)
+    with pytest.MonkeyPatch.context() as patch:  # the real bounds are out of the tiny model's reach
+        patch.setattr(attention_run, "MAX_FILL_INS", most)
+        patch.setattr(attention_run, "MAX_FILL_IN_CHARS", most_chars)
+        check_fill_in_bounds(request, text, masks, k, most, most_chars, tiny_h5)
+
+
+def check_fill_in_bounds(request, text, masks, k, most, most_chars, tiny_h5):
+    given_k = min(k, 94)  # the tiny model's vocabulary
+    note = [f"Note: {k:,} fill-ins per mask is more than the 94 tokens {tiny_h5} knows; giving all 94."] * (k > 94)
+    if masks * given_k <= most and masks * given_k * len(text) <= most_chars:
+        assert request.checked_top_k(k) == (given_k, note)
+        FUZZ_MESSAGES["fill-ins within bounds"] += 1
+        return
+    with pytest.raises(UserError) as refused:
+        request.checked_top_k(k)
+    largest = min(most // masks, most_chars // (masks * len(text)))
+    assert str(refused.value).endswith(f"Use -k {largest} or less." if largest else
+                                       "Use fewer masks or a shorter text.")
+    if largest:  # the advice is right: that K passes, one more does not
+        assert request.checked_top_k(largest)[0] == largest
+        with pytest.raises(UserError):
+            request.checked_top_k(largest + 1)
+    FUZZ_MESSAGES["too many fill-ins"] += 1
+
+
+# hostile --save and --output-dir names (issue 17, item 14): checked before the run, one line, nothing damaged
+
+NAME_CASES = ["empty", "dot", "255 bytes", "256 bytes", "newline", "existing folder", "missing folder", "a file",
+              "inside a file", "fifo without a reader", "link to /dev/null", "link to a file"]
+
+
+def make_name(case, place):
+    """A path for `case` under `place` (made as the case needs); returns (path, what the run must give)."""
+    if case == "empty":
+        return "", "usage"
+    if case == "dot":
+        return ".", "dot"
+    if case in ("255 bytes", "256 bytes"):
+        return os.path.join(place, "é" * 125 + ("x" * 5 if case == "255 bytes" else "x" * 6)), case
+    if case == "newline":
+        return os.path.join(place, "two\nlines"), "ok"
+    if case == "existing folder":
+        os.mkdir(os.path.join(place, "folder"))
+        return os.path.join(place, "folder"), case
+    if case == "missing folder":
+        return os.path.join(place, "nowhere", "x"), case
+    if case in ("a file", "inside a file"):
+        with open(os.path.join(place, "file"), "w") as file:
+            file.write("mine")
+        return os.path.join(place, "file", "x") if case == "inside a file" else os.path.join(place, "file"), case
+    if case == "fifo without a reader":
+        os.mkfifo(os.path.join(place, "fifo"))
+        return os.path.join(place, "fifo"), case
+    target = os.devnull if case == "link to /dev/null" else os.path.join(place, "target")
+    if case == "link to a file":
+        with open(target, "w") as file:
+            file.write("mine")
+    os.symlink(target, os.path.join(place, "link"))
+    return os.path.join(place, "link"), case
+
+
+@given(case=st.sampled_from(NAME_CASES), option=st.sampled_from(["--save", "--output-dir"]))
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+def test_cli_fuzz_output_names(case, option, tiny_h5, tmp_path_factory):
+    """Either the run works and the name's file(s) are written, or one line says why, before anything is printed
+    when it can be known up front; a FIFO, a link or a file the user had is never replaced by something else."""
+    place = tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp(), prefix="names")
+    try:
+        name, expected = make_name(case, place)
+        other = os.path.join(place, "out") if option == "--save" else os.path.join(place, "run.npz")
+        argv = ["The cat sat on the [MASK].", "--model", tiny_h5, "--no-html", option, name,
+                "--output-dir" if option == "--save" else "--save", other]
+        cwd = os.getcwd()
+        os.chdir(place)  # "." is this folder
+        try:
+            run = call_main(argv)
+        finally:
+            os.chdir(cwd)
+        assert "Traceback" not in run.stderr
+        FUZZ_MESSAGES[f"{option} {case}"] += 1
+        lines = run.stderr.splitlines()
+        if expected == "usage":
+            assert (run.status, run.stdout, len(lines)) == (2, "", 1), run
+            return
+        works = {"--save": ["ok", "255 bytes", "link to /dev/null", "link to a file", "a file"],
+                 "--output-dir": ["ok", "dot", "255 bytes", "existing folder", "missing folder"]}[option]
+        if expected in works:
+            assert run.status == 0, run
+            if option == "--save" and case != "link to /dev/null":
+                with np.load(os.path.realpath(name)) as data:
+                    assert data["pred_sentences"].shape == (1, 3)
+        else:
+            assert run.status == 1 and len(lines) == 1, run
+            assert lines[0].startswith("Cannot write "), run
+            if case != "fifo without a reader":  # known only when the file is opened, after the run
+                assert run.stdout == "", run
+        if case in ("link to /dev/null", "link to a file"):
+            assert os.path.islink(os.path.join(place, "link"))
+        if case == "fifo without a reader":
+            assert stat.S_ISFIFO(os.lstat(name).st_mode)
+        if case == "inside a file" or (case == "a file" and option == "--output-dir"):
+            assert open(os.path.join(place, "file")).read() == "mine"
+        parts = [n for _, _, names in os.walk(place) for n in names if n.endswith(".part")]
+        assert parts == []
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
 
 
 # a short fuzz of whole runs ----------------------------------------------------------------
@@ -227,3 +397,6 @@ def test_fuzz_summary():
     print(f"\nCLI fuzz: {summary}\nprepare(): {messages}")
     assert FUZZ["exit 0"] > 0 and FUZZ["exit 1 (one-line error)"] > 0
     assert FUZZ_MESSAGES["read"] > 0 and len(FUZZ_MESSAGES) >= 4
+    pairs = [("refused by characters", "within the character bound"), ("too many fill-ins", "fill-ins within bounds")]
+    for one, other in pairs:  # each property test that ran saw both of its outcomes
+        assert (FUZZ_MESSAGES[one] > 0) == (FUZZ_MESSAGES[other] > 0), (one, other)

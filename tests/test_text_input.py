@@ -57,6 +57,86 @@ def test_length_limit_is_inclusive_and_defaults_to_bert_base():
         attention_run.check_length(513, source({}))
 
 
+@pytest.fixture
+def tokenizer_must_not_run(monkeypatch):
+    """Tokenizing a huge text takes seconds and gigabytes: these texts must be refused before it."""
+    from transformers import PreTrainedTokenizerBase
+
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("the text was tokenized")
+
+    monkeypatch.setattr(PreTrainedTokenizerBase, "__call__", refuse)
+
+
+@pytest.mark.parametrize("kind", ["words", "one-word", "spaces"])
+def test_text_far_over_the_limit_is_refused_by_its_length_first(kind, tiny_h5, tmp_path, tokenizer_must_not_run):
+    """A 20 MB line on stdin used to take 24 s and 3.4 GB before "Text is too long"; 60 MB killed the process."""
+    size = 10 * 10**6  # (over 16 Mi characters, reading stdin stops first: see the next tests)
+    text = {"words": "the cat [MASK] " * (size // 15), "one-word": "x" * size, "spaces": "a" + " " * size + "[MASK]"}
+    run = call_main(["--model", tiny_h5, "--output-dir", str(tmp_path / "out")], stdin=text[kind] + "\n")
+    n = len(text[kind])
+    assert_one_line_failure(run, f"Text is too long: {n:,} characters, far more than the 64 tokens "
+                                 f"{tiny_h5} reads (at most {64 * attention_run.CHARS_PER_POSITION:,} characters "
+                                 "are read). Shorten it.")
+    assert run.stdout == "Text: " and not (tmp_path / "out").exists()
+
+
+def test_the_character_bound_never_refuses_a_text_that_fits(tiny_h5, tmp_path):
+    """Right at the bound: a text that fits in tokens but is mostly spaces still runs."""
+    bound = 64 * attention_run.CHARS_PER_POSITION
+    text = "The cat sat on the [MASK]." + " " * (bound - 26)
+    assert len(text) == bound
+    run = call_main([text, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--no-html"])
+    assert run.status == 0 and len(run.stdout.splitlines()) == 3, run
+
+
+def test_an_endless_line_on_stdin_is_read_only_so_far(tiny_h5, tmp_path, monkeypatch, tokenizer_must_not_run):
+    """`cat /dev/zero | mask.py` (or a 20 MB line): at most MAX_TEXT_CHARS characters are read, then one line."""
+    monkeypatch.setattr(attention_run, "MAX_TEXT_CHARS", 1000)
+
+    class Endless(io.TextIOBase):
+        read_so_far = 0
+
+        def readline(self, size=-1):
+            assert 0 < size <= 1001, size  # never an unbounded read
+            Endless.read_so_far += size
+            return "x" * size
+
+    run = call_main(["--model", tiny_h5, "--output-dir", str(tmp_path / "out")], stdin=Endless())
+    assert_one_line_failure(run, "Text is too long: more than 1,000 characters.")
+    assert Endless.read_so_far == 1001
+
+
+def test_top_k_over_the_vocabulary_gives_the_whole_vocabulary_with_a_note(tiny_h5, tmp_path):
+    run = call_main([TEXT, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "--no-html", "-k", "5000"])
+    assert run.status == 0, run
+    assert len(run.stdout.splitlines()) == 94  # the tiny model's vocabulary
+    assert run.stderr.splitlines()[0] == (
+        f"Note: 5,000 fill-ins per mask is more than the 94 tokens {tiny_h5} knows; giving all 94."
+    )
+
+
+def test_many_masks_times_a_large_k_is_refused_before_the_model_loads(tiny_h5, tmp_path, monkeypatch):
+    """510 masks with -k 5000 was a MemoryError traceback: masks x K sentences, each a copy of the text, are bounded."""
+    monkeypatch.setattr(attention_run, "MAX_FILL_INS", 1000)  # the tiny model can't reach the real bounds
+    attention_run.open_model.cache_clear()
+    monkeypatch.setattr(model_loading, "load_model", lambda source: pytest.fail("loaded the model first"))
+    text = " ".join(["[MASK]"] * 62)  # 62 masks + [CLS] + [SEP] = the tiny model's 64 positions
+    run = call_main([text, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "-k", "50"])
+    assert_one_line_failure(run, "Too many fill-ins: 62 masks x 50 makes 3,100 sentences of 433 characters; "
+                                 "a run builds at most 1,000 sentences and 20,000,000 characters of them. "
+                                 "Use -k 16 or less.")
+    assert run.stdout == "" and not (tmp_path / "out").exists()
+    monkeypatch.setattr(attention_run, "MAX_FILL_IN_CHARS", 433 * 62 - 1)  # not even one fill-in per mask
+    run = call_main([text, "--model", tiny_h5, "--output-dir", str(tmp_path / "out"), "-k", "1"])
+    assert assert_one_line_failure(run).endswith("Use fewer masks or a shorter text.")
+    request = attention_run.prepare(text, tiny_h5)
+    monkeypatch.setattr(attention_run, "MAX_FILL_IN_CHARS", 20_000_000)
+    assert request.checked_top_k(16) == (16, [])
+    with pytest.raises(UserError, match="Use -k 16 or less"):
+        request.checked_top_k(17)
+
+
 # 2. odd text -------------------------------------------------------------------------------
 
 ODD_TEXTS = {
