@@ -572,7 +572,7 @@ def test_hostile_text_is_shown_as_text_and_runs_nothing(driver, tmp_path):
     )
     url = open_viewer(driver, path)
     with pytest.raises(NoAlertPresentException):
-        driver.switch_to.alert.text
+        _ = driver.switch_to.alert.text
     assert driver.title == "Attention \u2014 <b>model</b>"
     assert driver.execute_script("return document.title") != "pwned"
     body = css(driver, "body").text
@@ -592,7 +592,7 @@ def test_hostile_text_is_shown_as_text_and_runs_nothing(driver, tmp_path):
     status = hover_cell(driver, 6, 1)
     assert status.startswith("from '<img src=x onerror=alert(1)>' to '</script>': ")
     with pytest.raises(NoAlertPresentException):
-        driver.switch_to.alert.text
+        _ = driver.switch_to.alert.text
     assert driver.execute_script("return document.title") != "pwned"
     assert_no_console_errors(driver)
     assert_no_network_requests(driver, url)
@@ -609,7 +609,7 @@ def screenshot_attentions(layers: int, heads: int, n: int) -> np.ndarray:
     for layer in range(layers):
         for head in range(heads):
             mix = rng.dirichlet(np.full(len(patterns), 0.3))
-            weights = sum(w * p for w, p in zip(mix, patterns)) + 0.05 * rng.random((n, n)) ** 3
+            weights = sum(w * p for w, p in zip(mix, patterns, strict=False)) + 0.05 * rng.random((n, n)) ** 3
             att[layer, head] = weights / weights.sum(axis=1, keepdims=True)
     return att
 
@@ -675,7 +675,7 @@ def heat_rgb(x: float) -> tuple[int, int, int]:
     t = min(max(x, 0.0), 1.0) * (len(HEAT_STOPS) - 1)
     k = min(int(math.floor(t)), len(HEAT_STOPS) - 2)
     f = t - k
-    return tuple(js_round(a + (b - a) * f) for a, b in zip(HEAT_STOPS[k], HEAT_STOPS[k + 1]))
+    return tuple(js_round(a + (b - a) * f) for a, b in zip(HEAT_STOPS[k], HEAT_STOPS[k + 1], strict=False))
 
 
 def diverging_rgb(t: float) -> tuple[int, int, int]:
@@ -906,7 +906,8 @@ def test_page_without_the_new_fields_renders_as_before(driver, tmp_path):
         assert len(driver.find_elements(By.CSS_SELECTOR, "#head-view line.attn-line")) == N * N
         assert [o.get_attribute("value") for o in driver.find_elements(By.CSS_SELECTOR, "#layer option")] == ["1", "2"]
         assert css(driver, ".pred-group h3").text == "Top fill-ins for the mask (token 4)"
-        assert [t.get_attribute("data-index") for t in driver.find_elements(By.CSS_SELECTOR, ".hv-token.left.mask")] == ["4"]
+        masked = driver.find_elements(By.CSS_SELECTOR, ".hv-token.left.mask")
+        assert [t.get_attribute("data-index") for t in masked] == ["4"]
         assert not css(driver, "#hide-special").is_enabled()
         assert css(driver, "#color-scale").get_attribute("value") == "gray"
         assert not css(driver, "#segment-legend").is_displayed()
@@ -964,7 +965,8 @@ def test_origin_and_its_most_attended_token_are_highlighted(driver, page):
     origin = css(driver, f'#head-view .hv-token.left[data-index="{i}"]')
     hover(driver, origin)
     assert "origin" in classes(origin)
-    assert [t.get_attribute("data-index") for t in driver.find_elements(By.CSS_SELECTOR, "#head-view .hv-token.origin")] == [str(i)]
+    origins = driver.find_elements(By.CSS_SELECTOR, "#head-view .hv-token.origin")
+    assert [t.get_attribute("data-index") for t in origins] == [str(i)]
     tops = driver.find_elements(By.CSS_SELECTOR, "#head-view .hv-token.top")
     assert [(t.get_attribute("data-index"), "right" in classes(t)) for t in tops] == [(str(j), True)]
     assert origin.value_of_css_property("background-color") == "rgba(35, 88, 214, 1)"    # blue
@@ -972,7 +974,8 @@ def test_origin_and_its_most_attended_token_are_highlighted(driver, page):
     top_value = css(driver, "#head-view .hv-value.right.top")
     assert (top_value.get_attribute("data-index"), top_value.text) == (str(j), shown(values[0, 1, i, j]))
     top_lines = driver.find_elements(By.CSS_SELECTOR, "#head-view line.attn-line.top")
-    assert [(l.get_attribute("data-from"), l.get_attribute("data-to")) for l in top_lines] == [(str(i), str(j))]
+    top_ends = [(line.get_attribute("data-from"), line.get_attribute("data-to")) for line in top_lines]
+    assert top_ends == [(str(i), str(j))]
     assert driver.execute_script("return getComputedStyle(arguments[0]).stroke", top_lines[0]) == "rgb(214, 39, 40)"
     readout = css(driver, "#hv-origin")
     assert readout.text == f"'[MASK]' attends most to 'sat': {shown(values[0, 1, i, j])}"
@@ -999,7 +1002,8 @@ def test_origin_and_its_most_attended_token_are_highlighted(driver, page):
     # A pinned origin keeps its highlight across heads: the [CLS] head's top is token 0.
     click(driver, css(driver, '#head-view .hv-token.left[data-index="2"]'))
     click(driver, css(driver, "#thumb-2-1"))
-    assert [t.get_attribute("data-index") for t in driver.find_elements(By.CSS_SELECTOR, "#head-view .hv-token.top")] == ["0"]
+    tops = driver.find_elements(By.CSS_SELECTOR, "#head-view .hv-token.top")
+    assert [t.get_attribute("data-index") for t in tops] == ["0"]
     assert css(driver, "#hv-origin").get_attribute("data-value") == shown(values[1, 0, 2, 0])
     assert_no_console_errors(driver)
     assert_no_network_requests(driver, url)
@@ -1012,7 +1016,8 @@ def _check_hidden_values(driver, expected: np.ndarray, keep: list[int]):
     assert len(driver.find_elements(By.CSS_SELECTOR, "#matrix rect.cell")) == len(keep) ** 2
     left = driver.find_elements(By.CSS_SELECTOR, "#head-view .hv-token.left")
     assert [int(t.get_attribute("data-index")) for t in left] == keep
-    assert driver.find_elements(By.CSS_SELECTOR, '#matrix rect.cell[data-col="0"], #matrix rect.cell[data-row="6"]') == []
+    assert driver.find_elements(
+        By.CSS_SELECTOR, '#matrix rect.cell[data-col="0"], #matrix rect.cell[data-row="6"]') == []
     for a, b in [(0, 0), (2, 1), (4, 3), (1, 4)]:
         text = hover_cell(driver, keep[a], keep[b])
         assert text.startswith(f"from '{TOKENS[keep[a]]}' to '{TOKENS[keep[b]]}': ")
@@ -1066,7 +1071,8 @@ def test_hiding_special_tokens_renormalises_rows(driver, tmp_path):
     block = '<script type="application/json" id="data">'
     start = html.index(block) + len(block)
     fallback = tmp_path / "fallback.html"
-    fallback.write_text(html[:start] + viewer.embed_json(payload) + html[html.index("</script>", start):], encoding="utf-8")
+    fallback.write_text(html[:start] + viewer.embed_json(payload) + html[html.index("</script>", start):],
+                        encoding="utf-8")
     url = open_viewer(driver, fallback)
     click(driver, css(driver, "#thumb-2-2"))
     click(driver, css(driver, "#hide-special"))
@@ -1087,13 +1093,14 @@ def test_threshold_hides_weak_lines(driver, page):
     assert css(driver, "#threshold-value").text == "0.20"
     assert selected(driver) == (2, 3)            # the arrows moved the slider, not the head
     lines = driver.find_elements(By.CSS_SELECTOR, "#head-view line.attn-line")
-    drawn = {(int(l.get_attribute("data-from")), int(l.get_attribute("data-to"))) for l in lines}
+    drawn = {(int(line.get_attribute("data-from")), int(line.get_attribute("data-to"))) for line in lines}
     expected = {(i, j) for i in range(N) for j in range(N) if raw[1, 2, i, j] >= 200}
     assert drawn == expected and 0 < len(expected) < N * N
-    assert min(float(l.get_attribute("stroke-opacity")) for l in lines) >= 0.2
+    assert min(float(line.get_attribute("stroke-opacity")) for line in lines) >= 0.2
 
     hover(driver, css(driver, '#head-view .hv-token.left[data-index="0"]'))
-    drawn = {int(l.get_attribute("data-to")) for l in driver.find_elements(By.CSS_SELECTOR, "#head-view line.attn-line")}
+    lines = driver.find_elements(By.CSS_SELECTOR, "#head-view line.attn-line")
+    drawn = {int(line.get_attribute("data-to")) for line in lines}
     assert drawn == {j for j in range(N) if raw[1, 2, 0, j] >= 200}
     # The numbers are still all shown.
     assert all(css(driver, f'#head-view .hv-value.right[data-index="{j}"]').text for j in range(N))
@@ -1151,8 +1158,8 @@ def test_export_views_as_svg_and_png(driver, page, tmp_path):
     # Head view: the pinned token's lines (one red), and every token as text.
     root, image = exports["head"]
     lines = root.findall(f".//{SVG}line")
-    assert len(lines) == N and {l.get("data-from") for l in lines} == {"3"}
-    assert [l.get("stroke") for l in lines].count("rgb(214, 39, 40)") == 1
+    assert len(lines) == N and {line.get("data-from") for line in lines} == {"3"}
+    assert [line.get("stroke") for line in lines].count("rgb(214, 39, 40)") == 1
     texts = [t.text for t in root.iter(f"{SVG}text")]
     assert texts.count("sat") == 2 and shown(values[0, 0, 3, 3]) in texts
     pixels = np.asarray(image).reshape(-1, 3).astype(int)
@@ -1160,16 +1167,19 @@ def test_export_views_as_svg_and_png(driver, page, tmp_path):
 
     # Matrix: the cells with the page's colours; the PNG shows them in place.
     root, image = exports["matrix"]
-    cells = {(c.get("data-row"), c.get("data-col")): c.get("fill") for c in root.iter(f"{SVG}rect") if c.get("class") == "cell"}
+    cells = {(c.get("data-row"), c.get("data-col")): c.get("fill")
+             for c in root.iter(f"{SVG}rect") if c.get("class") == "cell"}
     assert len(cells) == N * N
     assert cells[("0", "6")] == css_rgb(heat_rgb(values[0, 0, 0, 6]))
     for row, col in [(0, 6), (3, 3)]:
         x, y = driver.execute_script(
-            "var c = document.querySelector('#matrix rect.cell[data-row=\"' + arguments[0] + '\"][data-col=\"' + arguments[1] + '\"]');"
+            "var c = document.querySelector("
+            "'#matrix rect.cell[data-row=\"' + arguments[0] + '\"][data-col=\"' + arguments[1] + '\"]');"
             "var r = c.getBoundingClientRect(), s = document.querySelector('#matrix svg').getBoundingClientRect();"
             "return [Math.floor(r.left - s.left + r.width / 2), Math.floor(r.top - s.top + r.height / 2)];", row, col)
         pixel = image.getpixel((x, y))
-        assert max(abs(p - e) for p, e in zip(pixel, heat_rgb(values[0, 0, row, col]))) <= 2, (pixel, row, col)
+        expected = heat_rgb(values[0, 0, row, col])
+        assert max(abs(p - e) for p, e in zip(pixel, expected, strict=False)) <= 2, (pixel, row, col)
 
     # Model view: one embedded PNG per head.
     root, image = exports["model"]
@@ -1215,7 +1225,8 @@ def test_query_key_view_reproduces_the_attention_row(driver, tmp_path):
     assert [int(r.get_attribute("data-index")) for r in rows] == list(range(N))
 
     def column(name):
-        return np.array([float(r.find_element(By.CSS_SELECTOR, f"td.{name}").get_attribute("data-value")) for r in rows])
+        return np.array([float(r.find_element(By.CSS_SELECTOR, f"td.{name}").get_attribute("data-value"))
+                         for r in rows])
 
     q32 = QK.astype(np.float32).astype(np.float64)
     q, keys = q32[1, 2, 0, 3], q32[1, 2, 1]
@@ -1255,7 +1266,8 @@ def test_query_key_view_float16_causal_and_hidden_tokens(driver, tmp_path):
     att = softmax_of_scores(query_key, causal=True)
     path = write_page(tmp_path, "causal.html", text="The cat sat on the", tokens=tokens, attentions=att,
                       patterns=None, prediction_kind="next", query_key=query_key, query_key_dtype="float16",
-                      predictions=[{"candidates": [{"token": " mat", "sentence": "The cat sat on the mat", "probability": 0.3}]}])
+                      predictions=[{"candidates": [{"token": " mat", "sentence": "The cat sat on the mat",
+                                                    "probability": 0.3}]}])
     url = open_viewer(driver, path)
     values = stored_values(path.read_text("utf-8"))
     assert css(driver, "#qk-token").get_attribute("value") == "4"   # the last token
@@ -1277,8 +1289,10 @@ def test_query_key_view_float16_causal_and_hidden_tokens(driver, tmp_path):
     Select(css(driver, "#qk-token")).select_by_value("2")
     rows = driver.find_elements(By.CSS_SELECTOR, "#qk-table tr.qk-row")
     assert [int(r.get_attribute("data-index")) for r in rows] == list(range(1, N - 1))
-    softmax = np.array([float(r.find_element(By.CSS_SELECTOR, "td.qk-softmax").get_attribute("data-value")) for r in rows])
-    shown_attention = np.array([float(r.find_element(By.CSS_SELECTOR, "td.qk-attention").get_attribute("data-value")) for r in rows])
+    softmax = np.array([float(r.find_element(By.CSS_SELECTOR, "td.qk-softmax").get_attribute("data-value"))
+                        for r in rows])
+    shown_attention = np.array([float(r.find_element(By.CSS_SELECTOR, "td.qk-attention").get_attribute("data-value"))
+                                for r in rows])
     exact = without_special(QK_ATT[0, 2], list(range(1, N - 1)))[1]
     np.testing.assert_allclose(shown_attention, exact, atol=5e-4 + 1e-9)
     np.testing.assert_allclose(softmax, exact, atol=1e-5)
@@ -1311,7 +1325,7 @@ def test_rollout_is_a_layer_entry(driver, tmp_path):
     assert cell_fill(driver, 5, 2) == css_rgb(gray_rgb(expected[5, 2]))
     hover(driver, css(driver, '#head-view .hv-token.left[data-index="3"]'))
     lines = driver.find_elements(By.CSS_SELECTOR, "#head-view line.attn-line")
-    opacities = {int(l.get_attribute("data-to")): float(l.get_attribute("stroke-opacity")) for l in lines}
+    opacities = {int(line.get_attribute("data-to")): float(line.get_attribute("stroke-opacity")) for line in lines}
     assert opacities == {j: pytest.approx(expected[3, j]) for j in range(N) if expected[3, j] > 0}
     assert css(driver, '#head-view .hv-value.right[data-index="1"]').text == shown(rollout[3, 1])
     assert css(driver, "#qk-note").is_displayed() and not css(driver, "#qk-table").is_displayed()
