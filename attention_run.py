@@ -12,7 +12,6 @@ the same run.
 
 import functools
 import os
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -20,13 +19,14 @@ import numpy as np
 from PIL import Image, ImageFont
 
 import diagrams
+import families
 import model_loading
 import model_source
 import outputs
 import patterns
 import viewer
 from errors import UserError
-from fill_ins import Candidate, fill_ins, mask_positions
+from fill_ins import Candidate, fill_ins, mask_positions, next_words
 
 # Name of the overview image and of the viewer page a run writes
 OVERVIEW_FILE = "Attention_Overview.png"
@@ -80,25 +80,33 @@ class Request:
         logits, attentions = model_loading.forward(self.model.network, self.encoding)
         # logits: (seq, vocab); attentions: (layers, heads, seq, seq)
         predictions, notes = None, list(self.notes)
-        if source.has_mlm_head:
-            top_k = min(top_k, logits.shape[-1])
+        top_k = min(top_k, logits.shape[-1])
+        if source.has_lm_head and source.causal:
+            predictions = [next_words(tokenizer, self.text, logits[-1], top_k)]
+        elif source.has_lm_head:
             predictions = fill_ins(tokenizer, self.text, logits, self.mask_positions, top_k)
         else:  # said once the model has loaded: a model that fails to load gets its one-line error only
-            notes.append(f"Note: {source.label} has no masked-LM head: drawing attention only, no fill-ins.")
-        tokens = tokenizer.convert_ids_to_tokens(self.encoding["input_ids"][0])
-        positions = list(self.mask_positions)
+            what = "language-model head: drawing attention only, no next words" if source.causal else (
+                "masked-LM head: drawing attention only, no fill-ins")
+            notes.append(f"Note: {source.label} has no {what}.")
+        tokens = families.token_labels(tokenizer, self.encoding, self.text)
+        # the next words follow the last token; a mask's fill-ins go where the mask is
+        positions = [len(tokens) - 1] if source.causal else list(self.mask_positions)
         if words:
-            groups = word_groups(self.encoding)
-            tokens = [word_label(tokenizer, [tokens[i] for i in group]) for group in groups]
+            groups = word_groups(tokenizer, self.encoding, self.text)
+            raw = tokenizer.convert_ids_to_tokens([int(i) for i in self.encoding["input_ids"][0]])
+            tokens = [tokens[group[0]] if len(group) == 1 else families.word_label(tokenizer, [raw[i] for i in group])
+                      for group in groups]
             attentions = patterns.merge_words(groups, attentions)
             group_of = {i: w for w, group in enumerate(groups) for i in group}
             positions = [group_of[p] for p in positions]
         tokens = [diagrams.printable(token) for token in tokens]
-        scores = patterns.pattern_scores(attentions, tokens, tokenizer.cls_token, tokenizer.sep_token)
+        start, separator = families.special_roles(tokenizer, self.encoding, tokens)
+        scores = patterns.pattern_scores(attentions, tokens, start, separator)
         return AttentionRun(
             text=self.text, model=source.label, tokens=tokens, attentions=attentions.astype(np.float32),
             predictions=predictions, mask_positions=positions, patterns=scores, notes=notes,
-            style=style,
+            style=style, causal=source.causal, special=(start, separator),
         )
 
 
@@ -109,17 +117,17 @@ def prepare(text, model, *, fallback_to_bundled=False):
     """
     opened = open_model(model, fallback_to_bundled)
     source, tokenizer = opened.source, opened.tokenizer
-    typed, text = text, normalize_mask(text, tokenizer)
+    text, typed = normalize_mask(text, tokenizer, source)
     encoding = tokenizer(text, return_tensors="np")
     check_length(encoding["input_ids"].shape[1], source)
-    positions = mask_positions(tokenizer.mask_token_id, encoding["input_ids"][0])
-    if source.has_mlm_head and tokenizer.mask_token is None:
+    positions = [] if source.causal else mask_positions(tokenizer.mask_token_id, encoding["input_ids"][0])
+    if source.has_lm_head and not source.causal and tokenizer.mask_token is None:
         raise UserError(f"The tokenizer of {source.label} has no mask token.")
-    if source.has_mlm_head and not positions:
+    if source.has_lm_head and not source.causal and not positions:
         raise UserError(f"Input must include mask token {tokenizer.mask_token}.")
     notes = list(source.notes)
-    if text != typed:
-        notes.append(f"Note: reading [mask] as {tokenizer.mask_token}.")
+    if typed is not None:
+        notes.append(f"Note: reading {typed} as {tokenizer.mask_token}.")
     return Request(opened, text, encoding, positions, notes)
 
 
@@ -131,13 +139,19 @@ class AttentionRun:
 
     text          the text as the model read it
     model         the model's name as shown to the user
-    tokens        the tokens as drawn (one label per row/column; words with words=True)
+    tokens        the tokens as drawn (one label per row/column; words with words=True);
+                  pieces that continue a word start with "##" (families.token_labels)
     attentions    (layers, heads, n, n) float32; row i = attending token, column j = attended-to
     predictions   one list of Candidates (token, token_id, probability, sentence) per mask,
-                  most probable first; None for a model without a masked-LM head
-    mask_positions  index into tokens of each mask
+                  most probable first (a causal LM: one list, its next words); None for a
+                  model without its language-model head
+    mask_positions  index into tokens of each mask (a causal LM: of the last token, which
+                  the next words follow)
     patterns      pattern name -> (layers, heads) scores in [0, 1] (see patterns.py)
     notes         what the run has to tell the user (the CLI prints these on stderr)
+    causal        True for a causal LM (each token sees only those before it)
+    special       the labels the "cls" and "sep" patterns look for ([CLS]/[SEP], <s>/</s>;
+                  None where the model has no such token)
     """
 
     text: str
@@ -149,6 +163,8 @@ class AttentionRun:
     patterns: dict
     notes: list = field(default_factory=list)
     style: Style = None
+    causal: bool = False
+    special: tuple = ("[CLS]", "[SEP]")
 
     @property
     def legible(self):
@@ -197,9 +213,12 @@ class AttentionRun:
             {"mask_index": position, "candidates": [vars(candidate) for candidate in group]}
             for position, group in zip(self.mask_positions, self.predictions or [], strict=False)
         ]
-        return dict(text=self.text, tokens=self.tokens, attentions=self.attentions,
-                    predictions=groups if self.predictions is not None else None,
-                    patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model)
+        fields = dict(text=self.text, tokens=self.tokens, attentions=self.attentions,
+                      predictions=groups if self.predictions is not None else None,
+                      patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model)
+        if self.causal:  # the page shows "next word" candidates and masks keys after each query
+            fields.update(prediction_kind="next", causal=True)
+        return fields
 
 
 def viewer_available():
@@ -207,13 +226,14 @@ def viewer_available():
     return viewer.TEMPLATE_PATH.exists()
 
 
-def word_groups(encoding):
+def word_groups(tokenizer, encoding, text):
     """
     Token indices grouped into words by the tokenizer's own word boundaries
-    (word_ids: works for WordPiece, BPE and SentencePiece alike); special tokens
-    stand alone. Returns a list of index lists covering every token in order.
+    (families.word_ids: word_ids(), or word starts from the offsets for tokenizers
+    without a pre-tokenizer, as Mistral's); special tokens stand alone. Returns a list
+    of index lists covering every token in order.
     """
-    word_ids, sequence_ids = encoding.word_ids(0), encoding.sequence_ids(0)
+    word_ids, sequence_ids = families.word_ids(tokenizer, encoding, text), encoding.sequence_ids(0)
     groups, previous = [], None
     for index, (word, sequence) in enumerate(zip(word_ids, sequence_ids, strict=True)):
         key = None if word is None else (sequence, word)
@@ -225,26 +245,23 @@ def word_groups(encoding):
     return groups
 
 
-def word_label(tokenizer, tokens):
-    """One word's label from its tokens ("play", "##ing" -> "playing"), as the tokenizer joins them."""
-    return tokens[0] if len(tokens) == 1 else tokenizer.convert_tokens_to_string(tokens).strip()
-
-
-def normalize_mask(text, tokenizer):
-    """Refuse empty or undecodable text; accept "[mask]" in any case for models whose mask token is "[MASK]"."""
-    mask = tokenizer.mask_token
+def normalize_mask(text, tokenizer, source):
+    """
+    Refuse empty or undecodable text, and a mask typed for a causal LM; read "[mask]"
+    in any case (and "[MASK]" for "<mask>" models) as the model's mask token. Returns
+    (text as the model reads it, what the user typed for the mask if it was changed, or None).
+    """
     if not text.strip():
-        raise UserError(f"No text given: type a sentence containing {mask}.")
+        what = "the beginning of a sentence" if source.causal else f"a sentence containing {tokenizer.mask_token}"
+        raise UserError(f"No text given: type {what}.")
     if any("\ud800" <= ch <= "\udfff" for ch in text):  # undecodable bytes in argv or stdin (surrogateescape)
         raise UserError("Text is not valid UTF-8: check the terminal's encoding.")
-    if mask == "[MASK]":
-        text = re.sub(r"\[mask\]", mask, text, flags=re.IGNORECASE)
-    return text
+    return families.read_mask(text, tokenizer, source.kind, source.label)
 
 
 def check_length(length, source):
     """A model has a fixed number of positions; longer text is refused, not cut silently."""
-    limit = source.config.get("max_position_embeddings", 512)
+    limit = families.max_tokens(source.config)
     if length > limit:
         raise UserError(
             f"Text is too long: {length} tokens, and {source.label} reads at most {limit}. Shorten it."
