@@ -24,6 +24,7 @@ import model_loading
 import model_source
 import outputs
 import patterns
+import timing
 import viewer
 from errors import UserError
 from fill_ins import Candidate, fill_ins, mask_positions, next_words
@@ -76,9 +77,14 @@ class Request:
 
     def run(self, *, top_k=3, words=False, style=None):
         """Run the model once and return the AttentionRun (words=True merges word pieces)."""
-        source, tokenizer = self.model.source, self.model.tokenizer
         logits, attentions = model_loading.forward(self.model.network, self.encoding)
         # logits: (seq, vocab); attentions: (layers, heads, seq, seq)
+        with timing.phase("fill-ins"):
+            return self._results(logits, attentions, top_k, words, style)
+
+    def _results(self, logits, attentions, top_k, words, style):
+        """The run's predictions, tokens as drawn and pattern scores."""
+        source, tokenizer = self.model.source, self.model.tokenizer
         predictions, notes = None, list(self.notes)
         top_k = min(top_k, logits.shape[-1])
         if source.has_lm_head and source.causal:
@@ -195,12 +201,15 @@ class AttentionRun:
         written = []
         if self.legible:
             # visualize_attentions takes the model's layout: one (batch=1, heads, n, n) array per layer
-            self.style.visualize(self.tokens, self.attentions[:, None], directory)
+            with timing.phase("diagrams"):
+                self.style.visualize(self.tokens, self.attentions[:, None], directory)
             written.append(f"{self.attentions.shape[0] * self.attentions.shape[1]} diagrams")
-        diagrams.save_png(self.overview(), os.path.join(directory, OVERVIEW_FILE))
+        with timing.phase("overview"):
+            diagrams.save_png(self.overview(), os.path.join(directory, OVERVIEW_FILE))
         written.append(OVERVIEW_FILE)
         if html and self.legible:
-            viewer.write_viewer(os.path.join(directory, VIEWER_FILE), **self._viewer_fields())
+            with timing.phase("viewer"):
+                viewer.write_viewer(os.path.join(directory, VIEWER_FILE), **self._viewer_fields())
             written.append(VIEWER_FILE)
         return written
 

