@@ -48,11 +48,12 @@ HEAD_LAYERS = ("mlm___cls", "cls", "predictions___cls", "predictions", "lm_head"
 TIED_OUTPUT = ("gpt2", "gpt-sw3", "opt", "xglm", "openai-gpt")
 
 # TF variables (by PyTorch name) that PyTorch ties to another weight and leaves out of model.safetensors;
-# the TF classes keep them as variables of their own, so they are read from the weight they are tied to
+# these families' TF classes keep them as variables of their own, so they are read from the weight they
+# are tied to (only in these families: Mistral's lm_head, say, is a weight of its own)
 TIED_WEIGHTS = {
-    "predictions.decoder.bias": "predictions.bias",  # ALBERT
-    "cls.predictions.decoder.weight": "mobilebert.embeddings.word_embeddings.weight",  # MobileBERT
-    "lm_head.weight": "model.embed_tokens.weight",  # XGLM (a causal LM without the tie also has its own lm_head)
+    "albert": {"predictions.decoder.bias": "predictions.bias"},
+    "mobilebert": {"cls.predictions.decoder.weight": "mobilebert.embeddings.word_embeddings.weight"},
+    "xglm": {"lm_head.weight": "model.embed_tokens.weight"},
 }
 
 # Families whose positions start after the padding index (RoBERTa's layout): 514 rows read 512 tokens

@@ -332,7 +332,7 @@ class _PyTorchWeights:
             new = new.replace("beta", "bias") if "beta" in key else new
             new = new.replace("running_var", "moving_variance").replace("running_mean", "moving_mean")
             self._keys[new] = key
-        self._rename, self._prefix, self._base = None, "", ""
+        self._rename, self._prefix, self._base, self._tied = None, "", "", {}
 
     def __enter__(self):
         return self
@@ -342,6 +342,7 @@ class _PyTorchWeights:
 
     def attach(self, model):
         self._rename = getattr(model, "tf_to_pt_weight_rename", None)  # MobileBERT's and XGLM's own aliases
+        self._tied = families.TIED_WEIGHTS.get(model.config.model_type, {})
         self._base = model.base_model_prefix + "."
         if not any(key.startswith(model.base_model_prefix) for key in self._keys):
             self._prefix = self._base  # a base-only checkpoint: no "bert." in its names
@@ -359,7 +360,7 @@ class _PyTorchWeights:
         pt_name, transpose = convert_tf_weight_name_to_pt_weight_name(
             name, start_prefix_to_remove=self._prefix, tf_weight_shape=shape)
         aliases = tuple(self._rename(pt_name)) if self._rename else (pt_name,)
-        tied = families.TIED_WEIGHTS.get(pt_name)
+        tied = self._tied.get(pt_name)
         if tied:  # also as a base-only checkpoint names it (no "model." prefix)
             aliases += (tied, tied[len(self._base):]) if tied.startswith(self._base) else (tied,)
         key = next((self._keys[alias] for alias in aliases if alias in self._keys), None)

@@ -146,6 +146,25 @@ def test_checkpoint_without_its_head(family, predicts, checkpoint, tmp_path):
         assert run.stdout == "" and len(notes) == 1, run
 
 
+@pytest.mark.parametrize("family, lacks", [("mistral", ["lm_head.weight"]), ("xglm", []), ("albert", None)])
+def test_tied_weights_are_read_only_where_the_family_ties_them(family, lacks, checkpoint):
+    """A base-only checkpoint: XGLM's lm_head is its embedding matrix, Mistral's a weight of its own (missing)."""
+    source = model_source.ModelSource(checkpoint(family, "safetensors", head=family == "albert"), "m")
+    weights = model_loading._PyTorchWeights(model_loading._LazyTensors([(source.path("model.safetensors"), "")]))
+    model_class = model_loading.tf_class(source.class_name, family)
+    with weights:
+        model, missing = model_loading.build_with_weights(
+            model_class, model_loading._config_class(family).from_dict(source.config), weights)
+    if lacks is not None:
+        assert missing == lacks
+    else:  # ALBERT's decoder bias is not in PyTorch's file: it is read from predictions.bias
+        assert missing == [] and "predictions.decoder.bias" not in model_source.safetensors_keys(
+            source.path("model.safetensors"))
+        [bias] = [w for w in model.weights if w.name.endswith("predictions/decoder/bias:0")]
+        [source_bias] = [w for w in model.weights if w.name.endswith("predictions/bias:0")]
+        np.testing.assert_array_equal(bias.numpy(), source_bias.numpy())
+
+
 def _bf16_shards(source_dir, rounded_dir, sharded_dir):
     """
     From a float32 model.safetensors: `rounded_dir` holds the weights rounded to bfloat16
