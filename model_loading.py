@@ -181,12 +181,16 @@ def build_with_weights(model_class, config, weights):
         def initial_value():
             guess["name"] = tf.get_current_name_scope() + ":0"  # the name TF is giving the variable
             value = weights.value(guess["name"], tuple(shape))
-            guess["loaded"] = value is not None
-            return tf.zeros(shape, dtype) if value is None else tf.cast(value, dtype)
+            guess["loaded"], guess["rows"] = value is not None, value if isinstance(value, Rows) else None
+            if value is None or guess["rows"] is not None:
+                return tf.zeros(shape, dtype)
+            return tf.cast(value, dtype)
 
         kwargs["initial_value"] = initial_value
         variable = next_creator(**kwargs)
         if guess.get("loaded") and variable.name == guess["name"]:
+            if guess["rows"] is not None:
+                guess["rows"].fill(variable)
             loaded.add(variable.name)
         return variable
 
@@ -201,9 +205,39 @@ def build_with_weights(model_class, config, weights):
         value = weights.value(weight.name, tuple(weight.shape))
         if value is None:
             missing.append(weights.name_of(weight.name, tuple(weight.shape)))
+        elif isinstance(value, Rows):
+            value.fill(weight)
         else:
             weight.assign(tf.cast(value, weight.dtype))
     return model, missing
+
+
+class Rows:
+    """
+    A large stored tensor (an embedding matrix: bert-base's is 94 MB), copied into its
+    variable a block of rows at a time, so that it is never in memory twice or three
+    times over (file data, a tensor made from it, the variable) late in the build,
+    when the rest of the model is already there (RoBERTa makes its embeddings last).
+    read(start, stop): rows start..stop-1 as NumPy.
+    """
+
+    # Tensors at least this big are read block by block, in blocks of about this size
+    BYTES = 16 * 2**20
+
+    def __init__(self, shape, read):
+        self.shape, self.read = shape, read
+
+    def fill(self, variable):
+        import tensorflow as tf
+
+        step = max(1, self.BYTES // (4 * int(np.prod(self.shape[1:], dtype=np.int64))))
+        with timing.phase("weights"):
+            for start in range(0, self.shape[0], step):
+                stop = min(start + step, self.shape[0])
+                # straight into the variable's buffer: variable[start:stop].assign would read the whole
+                # variable first, and a read that is still alive makes the write copy the whole buffer
+                tf.raw_ops.ResourceStridedSliceAssign(ref=variable.handle, begin=[start], end=[stop], strides=[1],
+                                                      value=tf.cast(self.read(start, stop), variable.dtype))
 
 
 def tf_class(class_name, model_type):
@@ -307,6 +341,8 @@ class _H5Weights:
             dataset = self._stored[found]
             if dataset.shape != shape:
                 raise UserError(f"tf_model.h5 holds {found} as {dataset.shape}; the config asks for {shape}.")
+            if dataset.nbytes >= Rows.BYTES and len(shape) >= 1:
+                return Rows(shape, lambda start, stop: dataset[start:stop])
             return dataset[()]
 
 
@@ -355,7 +391,11 @@ class _PyTorchWeights:
 
     def value(self, name, shape):
         """The value of the TF variable `name` as NumPy, transposed to TF's layout, or None."""
-        from transformers.modeling_tf_pytorch_utils import apply_transpose, convert_tf_weight_name_to_pt_weight_name
+        from transformers.modeling_tf_pytorch_utils import (
+            TransposeType,
+            apply_transpose,
+            convert_tf_weight_name_to_pt_weight_name,
+        )
 
         pt_name, transpose = convert_tf_weight_name_to_pt_weight_name(
             name, start_prefix_to_remove=self._prefix, tf_weight_shape=shape)
@@ -366,6 +406,9 @@ class _PyTorchWeights:
         key = next((self._keys[alias] for alias in aliases if alias in self._keys), None)
         if key is None:
             return None
+        stored = self._tensors.shape(key)
+        if transpose is TransposeType.NO and stored == shape and self._tensors.nbytes(key) >= Rows.BYTES:
+            return Rows(shape, lambda start, stop: self._tensors.get_tensor(key, start, stop))
         with timing.phase("weights"):
             return apply_transpose(transpose, self._tensors.get_tensor(key), shape)
 
@@ -405,17 +448,29 @@ class _LazyTensors:
     def __iter__(self):
         return iter(self._where)
 
-    def get_tensor(self, key):
-        file, entry, start = self._where[key]
+    def shape(self, key):
+        return tuple(self._where[key][1]["shape"])
+
+    def nbytes(self, key):
+        begin, end = self._where[key][1]["data_offsets"]
+        return end - begin
+
+    def get_tensor(self, key, start=None, stop=None):
+        """The tensor `key` as float32 NumPy; with start and stop, only those rows (first axis)."""
+        file, entry, offset = self._where[key]
         dtype = self.DTYPES.get(entry["dtype"])
         if dtype is None:
             raise UserError(f"{file.name} holds {key} as {entry['dtype']}, which this tool can't read.")
+        shape = list(entry["shape"])
         begin, end = entry["data_offsets"]
-        file.seek(start + begin)
+        if start is not None:  # rows start..stop-1 of a row-major tensor
+            row = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+            begin, end, shape[0] = begin + start * row, begin + stop * row, stop - start
+        file.seek(offset + begin)
         value = np.fromfile(file, dtype=dtype, count=(end - begin) // np.dtype(dtype).itemsize)
         if entry["dtype"] == "BF16":
             value = (value.astype(np.uint32) << 16).view(np.float32)
-        return value.reshape(entry["shape"]).astype(np.float32, copy=False)
+        return value.reshape(shape).astype(np.float32, copy=False)
 
     def close(self):
         for file in {file for file, _, _ in self._where.values()}:
