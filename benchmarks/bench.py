@@ -62,8 +62,11 @@ def main():
         # Whole runs first, while this process is small: a child's peak memory (ru_maxrss)
         # counts the pages it was forked with, so a parent holding TensorFlow would inflate both
         runs = compare_whole_runs(model_dir, rounds, scratch)
-        help_time = statistics.median(timed_process([sys.executable, os.path.join(ROOT, "mask.py"), "--help"])["wall"]
+        help_time = statistics.median(timed_process([sys.executable, os.path.join(ROOT, "mask.py"), "--help"])[0]
                                       for _ in range(rounds))
+        if not args.quick:
+            families = compare_families(scratch, rounds)
+            bundled = whole_runs([mask_command("bundled")], rounds, scratch)[0]
 
         import model_loading
 
@@ -85,8 +88,7 @@ def main():
         print(f"Start-up: mask.py --help    {help_time:7.2f} s\n")
 
         if not args.quick:
-            compare_families(scratch, rounds)
-            bundled = whole_runs([mask_command("bundled")], rounds, scratch)[0]
+            print_families(*families)
             print(f"Bundled model (--model bundled): {bundled.summary()}")
             print_phases("Where a bundled-model run's time goes (medians)", bundled)
         print(f"load average at the end: {load_average()}")
@@ -151,6 +153,10 @@ class Runs:
                 self.phases[name] = tuple(statistics.median(run["phases"].get(name, (0.0, 0.0))[i] for run in runs)
                                           for i in (0, 1))
 
+    def __iter__(self):
+        """(median wall seconds, peak bytes), as compare_whole_runs gave before it gave Runs."""
+        return iter((self.wall, self.memory))
+
     def summary(self):
         return f"{self.wall:7.2f} s   CPU {self.cpu:7.2f} s   peak {self.memory / 2**20:7.0f} MiB"
 
@@ -172,11 +178,17 @@ def whole_runs(programs, rounds, scratch):
     for _ in range(rounds):
         for index, (command, stdin) in enumerate(programs):
             out = tempfile.mkdtemp(dir=scratch)
-            results[index].append(timed_process([out if part == "OUT" else part for part in command], stdin))
+            results[index].append(measured_process([out if part == "OUT" else part for part in command], stdin))
     return [Runs(runs) for runs in results]
 
 
 def timed_process(command, stdin=""):
+    """Run a command; returns (wall seconds, peak resident memory in bytes)."""
+    run = measured_process(command, stdin)
+    return run["wall"], run["memory"]
+
+
+def measured_process(command, stdin=""):
     """
     Run a command; returns {"wall", "cpu" (user + system seconds), "memory" (peak
     resident bytes), "phases" (timing.py's figures, with "other" for the rest; {} for
@@ -189,7 +201,7 @@ def timed_process(command, stdin=""):
                PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env=env)
+                               env=env, cwd=ROOT)
     process.stdin.write(stdin.encode())
     process.stdin.close()
     stderr = process.stderr.read()
@@ -225,7 +237,7 @@ def compare_families(scratch, rounds):
     """
     A RoBERTa-base-shaped and a BERT-base-shaped checkpoint of the same size (12 layers x
     12 heads, 768 wide, the same vocabulary size), both PyTorch-format safetensors:
-    RoBERTa goes through the same loading as BERT and should cost no more.
+    RoBERTa goes through the same loading as BERT and should cost no more. Returns (bert, roberta) Runs.
     """
     shape = dict(layers=12, heads=12, hidden=768, intermediate=3072, vocab_size=30522, positions=512)
     dirs = {}
@@ -237,7 +249,10 @@ def compare_families(scratch, rounds):
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
         subprocess.run([sys.executable, "-c", code, dirs[family]], check=True, env=env, cwd=ROOT,
                        stderr=subprocess.DEVNULL)
-    bert, roberta = whole_runs([mask_command(dirs["bert"]), mask_command(dirs["roberta"])], rounds, scratch)
+    return whole_runs([mask_command(dirs["bert"]), mask_command(dirs["roberta"])], rounds, scratch)
+
+
+def print_families(bert, roberta):
     print("BERT-base vs RoBERTa-base shapes, same size, model.safetensors (mask.py whole runs)")
     for name, runs in (("bert", bert), ("roberta", roberta)):
         loading = runs.phases["model build"][1] + runs.phases["weights"][1]
