@@ -348,6 +348,22 @@ def test_text_longer_than_the_family_reads_is_one_line(family, limit, checkpoint
                                  "Shorten it.")
 
 
+@pytest.mark.parametrize("family", ["roberta", "gpt2"])
+def test_pickled_weights_are_never_opened_in_any_family(family, checkpoint, tmp_path):
+    """A folder with only pytorch_model.bin is refused in one line, whatever the family; the pickle never runs."""
+    import pickle
+
+    from test_model_folders import _Unpickled
+
+    marker, model_dir = tmp_path / "unpickled.txt", tmp_path / "model"
+    shutil.copytree(checkpoint(family), model_dir, ignore=shutil.ignore_patterns("*.h5", "*.safetensors"))
+    (model_dir / "pytorch_model.bin").write_bytes(pickle.dumps(_Unpickled(str(marker))))
+    run = call_main([text_for(family), "--model", str(model_dir), "--output-dir", str(tmp_path / "out")])
+    assert_one_line_failure(run, f"{model_dir} only has pytorch_model.bin, a pickle this tool will not open; "
+                                 "convert it to model.safetensors (or tf_model.h5).")
+    assert not marker.exists()
+
+
 def test_length_limits_of_each_family():
     assert families.max_tokens({"model_type": "bert", "max_position_embeddings": 512}) == 512
     assert families.max_tokens({"model_type": "roberta", "max_position_embeddings": 514, "pad_token_id": 1}) == 512
