@@ -14,7 +14,6 @@ import base64
 import functools
 import html
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,14 +23,16 @@ import numpy as np
 from PIL import Image, ImageFont
 
 import diagrams
+import families
 import model_loading
 import model_source
 import outputs
 import patterns
 import query_key
+import timing
 import viewer
 from errors import UserError
-from fill_ins import Candidate, fill_ins, mask_positions
+from fill_ins import Candidate, fill_ins, mask_positions, next_words
 
 # Names of the overview image, the rollout diagram (--rollout) and the viewer page a run writes
 # (every output name: outputs.OUTPUT_NAMES)
@@ -89,7 +90,7 @@ class OpenModel:
     @functools.cached_property
     def attention_function(self):
         """The encoder traced for padded batches (corpus mode): see model_loading.attention_function."""
-        return model_loading.attention_function(self.network)
+        return model_loading.attention_function(self.network, "token_type_ids" in self.tokenizer.model_input_names)
 
 
 @functools.lru_cache(maxsize=4)
@@ -111,25 +112,37 @@ class Request:
 
     def run(self, *, top_k=3, words=False, style=None):
         """Run the model once and return the AttentionRun (words=True merges word pieces)."""
-        source, tokenizer, network = self.model.source, self.model.tokenizer, self.model.network
-        top_k, notes = self.checked_top_k(top_k)  # before the model loads: a refusal is quick
-        notes = self.notes + notes
-        logits, attentions, hidden = model_loading.forward(network, self.encoding, hidden_states=True)
+        top_k, notes = self.checked_top_k(top_k)  # before the model runs: a refusal is quick
+        logits, attentions, hidden = model_loading.forward(self.model.network, self.encoding, hidden_states=True)
         # logits: (seq, vocab); attentions: (layers, heads, seq, seq); hidden: (layers + 1, seq, hidden)
-        predictions = None
-        if source.has_mlm_head:
-            top_k = min(top_k, logits.shape[-1])
+        with timing.phase("fill-ins"):
+            return self._results(logits, attentions, hidden, top_k, notes, words, style)
+
+    def _results(self, logits, attentions, hidden, top_k, notes, words, style):
+        """The run's predictions, tokens as drawn and pattern scores."""
+        source, tokenizer = self.model.source, self.model.tokenizer
+        predictions, notes = None, self.notes + notes
+        top_k = min(top_k, logits.shape[-1])
+        if source.has_lm_head and source.causal:
+            predictions = [next_words(tokenizer, self.text, logits[-1], top_k)]
+        elif source.has_lm_head:
             predictions = fill_ins(tokenizer, self.text, logits, self.mask_positions, top_k)
         else:  # said once the model has loaded: a model that fails to load gets its one-line error only
-            notes.append(f"Note: {source.label} has no masked-LM head: drawing attention only, no fill-ins.")
-        tokens = tokenizer.convert_ids_to_tokens(self.encoding["input_ids"][0])
-        positions, segments = list(self.mask_positions), self.segments
+            what = "language-model head: drawing attention only, no next words" if source.causal else (
+                "masked-LM head: drawing attention only, no fill-ins")
+            notes.append(f"Note: {source.label} has no {what}.")
+        tokens = families.token_labels(tokenizer, self.encoding, self.text)
+        # the next words follow the last token; a mask's fill-ins go where the mask is
+        positions = [len(tokens) - 1] if source.causal else list(self.mask_positions)
+        segments = self.segments
         special = special_positions(tokenizer, self.encoding["input_ids"][0])
         # Queries and keys belong to tokens: a word-level run has none (its rows are merged pieces)
-        query_keys = query_key.QueryKeySource(network, hidden)
+        query_keys = query_key.QueryKeySource(self.model.network, hidden)
         if words:
-            groups = word_groups(self.encoding)
-            tokens = [word_label(tokenizer, [tokens[i] for i in group]) for group in groups]
+            groups = word_groups(tokenizer, self.encoding, self.text)
+            raw = tokenizer.convert_ids_to_tokens([int(i) for i in self.encoding["input_ids"][0]])
+            tokens = [tokens[group[0]] if len(group) == 1 else families.word_label(tokenizer, [raw[i] for i in group])
+                      for group in groups]
             attentions = patterns.merge_words(groups, attentions)
             group_of = {i: w for w, group in enumerate(groups) for i in group}
             positions = [group_of[p] for p in positions]
@@ -138,12 +151,13 @@ class Request:
             if segments is not None:  # a word never spans the two sentences
                 segments = [segments[group[0]] for group in groups]
         tokens = [diagrams.printable(token) for token in tokens]
-        scores = patterns.pattern_scores(attentions, tokens, tokenizer.cls_token, tokenizer.sep_token, segments)
+        start, separator = families.special_roles(tokenizer, self.encoding, tokens)
+        scores = patterns.pattern_scores(attentions, tokens, start, separator, segments)
         return AttentionRun(
             text=self.text, model=source.label, tokens=tokens, attentions=attentions.astype(np.float32),
             predictions=predictions, mask_positions=positions, patterns=scores, notes=notes,
             style=style, special_tokens=special if len(special) < len(tokens) else [], query_key_source=query_keys,
-            segments=segments,
+            segments=segments, causal=source.causal, special=(start, separator),
         )
 
     def checked_top_k(self, top_k):
@@ -153,14 +167,14 @@ class Request:
         would pass MAX_FILL_INS or MAX_FILL_IN_CHARS. Nothing slow: call it first.
         """
         source, notes = self.model.source, []
-        if not source.has_mlm_head or not self.mask_positions:
+        if not source.has_lm_head or not (self.mask_positions or source.causal):
             return top_k, notes
         vocabulary = source.config.get("vocab_size", 30522)  # the logits' width
         if top_k > vocabulary:
             notes.append(f"Note: {top_k:,} fill-ins per mask is more than the {vocabulary:,} tokens {source.label} "
                          f"knows; giving all {vocabulary:,}.")
             top_k = vocabulary
-        masks, length = len(self.mask_positions), len(self.text)
+        masks, length = max(1, len(self.mask_positions)), len(self.text)  # a causal LM: one list of next words
         if masks * top_k > MAX_FILL_INS or masks * top_k * length > MAX_FILL_IN_CHARS:
             most = min(MAX_FILL_INS // masks, MAX_FILL_IN_CHARS // (masks * length))
             advice = f"Use -k {most} or less." if most else "Use fewer masks or a shorter text."
@@ -185,18 +199,19 @@ def prepare(text, model, *, fallback_to_bundled=False, require_mask=True):
     opened = open_model(model, fallback_to_bundled)
     source, tokenizer = opened.source, opened.tokenizer
     check_characters(text, source)  # first: even scanning a huge text for its masks takes seconds
-    typed, text = text, normalize_mask(text, tokenizer)
+    text, typed = normalize_mask(text, tokenizer, source)
     notes = list(source.notes)
     encoding, segments, note = encode(text, tokenizer, source)
     notes += [note] if note else []
     check_length(encoding["input_ids"].shape[1], source)
-    positions = mask_positions(tokenizer.mask_token_id, encoding["input_ids"][0])
-    if require_mask and source.has_mlm_head and tokenizer.mask_token is None:
+    positions = [] if source.causal else mask_positions(tokenizer.mask_token_id, encoding["input_ids"][0])
+    fills_masks = require_mask and source.has_lm_head and not source.causal
+    if fills_masks and tokenizer.mask_token is None:
         raise UserError(f"The tokenizer of {source.label} has no mask token.")
-    if require_mask and source.has_mlm_head and not positions:
+    if fills_masks and not positions:
         raise UserError(f"Input must include mask token {tokenizer.mask_token}.")
-    if text != typed:
-        notes.append(f"Note: reading [mask] as {tokenizer.mask_token}.")
+    if typed is not None:
+        notes.append(f"Note: reading {typed} as {tokenizer.mask_token}.")
     return Request(opened, text, encoding, positions, notes, segments)
 
 
@@ -238,11 +253,14 @@ class AttentionRun:
 
     text          the text as the model read it
     model         the model's name as shown to the user
-    tokens        the tokens as drawn (one label per row/column; words with words=True)
+    tokens        the tokens as drawn (one label per row/column; words with words=True);
+                  pieces that continue a word start with "##" (families.token_labels)
     attentions    (layers, heads, n, n) float32; row i = attending token, column j = attended-to
     predictions   one list of Candidates (token, token_id, probability, sentence) per mask,
-                  most probable first; None for a model without a masked-LM head
-    mask_positions  index into tokens of each mask
+                  most probable first (a causal LM: one list, its next words); None for a
+                  model without its language-model head
+    mask_positions  index into tokens of each mask (a causal LM: of the last token, which
+                  the next words follow)
     patterns      pattern name -> (layers, heads) scores in [0, 1] (see patterns.py)
     notes         what the run has to tell the user (the CLI prints these on stderr)
     special_tokens  index into tokens of each of the model's special tokens ([CLS], [SEP]; not [MASK]):
@@ -250,6 +268,9 @@ class AttentionRun:
     query_key_source  computes every head's queries and keys on first use (query_key.QueryKeySource);
                   None for a word-level run (its rows are merged pieces)
     segments      for a sentence pair "A [SEP] B", the segment (0 or 1) of each token as drawn; else None
+    causal        True for a causal LM (each token sees only those before it)
+    special       the labels the "cls" and "sep" patterns look for ([CLS]/[SEP], <s>/</s>;
+                  None where the model has no such token)
 
     In a notebook the run shows itself as the interactive viewer; .query_key(layer, head)
     gives a head's queries and keys, .rollout() the attention rollout.
@@ -267,6 +288,8 @@ class AttentionRun:
     special_tokens: list = field(default_factory=list)
     query_key_source: Callable = field(default=None, compare=False)
     segments: list = None
+    causal: bool = False
+    special: tuple = ("[CLS]", "[SEP]")
 
     @property
     def legible(self):
@@ -361,10 +384,12 @@ class AttentionRun:
             f"  attentions: {layers} layers x {heads} heads x {n} x {n} tokens, float32",
         ]
         for nth, group in enumerate(self.predictions or []):
-            label = "fill-ins" if len(self.predictions) == 1 else f"fill-ins, mask {nth + 1}"
+            label = "next words" if self.causal else "fill-ins" if len(self.predictions) == 1 else (
+                f"fill-ins, mask {nth + 1}")
             lines.append(f"  {label}: " + ", ".join(f"{c.token} ({c.probability:.3f})" for c in group))
         if self.predictions is None:
-            lines.append("  no fill-ins (the model has no masked-LM head)")
+            lines.append("  no next words (the model has no language-model head)" if self.causal else
+                         "  no fill-ins (the model has no masked-LM head)")
         lines.append("  .diagram(layer, head), .overview(), .query_key(layer, head), .save(directory)")
         return "\n".join(lines)
 
@@ -391,7 +416,8 @@ class AttentionRun:
         written, names = [], {OVERVIEW_FILE}
         if self.legible:
             # visualize_attentions takes the model's layout: one (batch=1, heads, n, n) array per layer
-            self.style.visualize(self.tokens, self.attentions[:, None], directory)
+            with timing.phase("diagrams"):
+                self.style.visualize(self.tokens, self.attentions[:, None], directory)
             layers, heads = self.attentions.shape[:2]
             written.append(f"{layers * heads} diagrams")
             names |= {f"Attention_Layer{layer}_Head{head}.png"
@@ -400,10 +426,11 @@ class AttentionRun:
                 diagrams.save_png(self.rollout_diagram(), os.path.join(directory, ROLLOUT_FILE))
                 written.append(ROLLOUT_FILE)
                 names.add(ROLLOUT_FILE)
-        diagrams.save_png(self.overview(), os.path.join(directory, OVERVIEW_FILE))
+        with timing.phase("overview"):
+            diagrams.save_png(self.overview(), os.path.join(directory, OVERVIEW_FILE))
         written.append(OVERVIEW_FILE)
         if html and self.legible:
-            with outputs.atomic_file(os.path.join(directory, VIEWER_FILE), "w") as file:
+            with timing.phase("viewer"), outputs.atomic_file(os.path.join(directory, VIEWER_FILE), "w") as file:
                 file.write(self.viewer_html(rollout=rollout))
             written.append(VIEWER_FILE)
             names.add(VIEWER_FILE)
@@ -424,11 +451,14 @@ class AttentionRun:
             {"mask_index": position, "candidates": [vars(candidate) for candidate in group]}
             for position, group in zip(self.mask_positions, self.predictions or [], strict=False)
         ]
-        return dict(text=self.text, tokens=self.tokens, attentions=self.attentions,
-                    predictions=groups if self.predictions is not None else None,
-                    patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model,
-                    special_tokens=self.special_tokens, segments=self.segments,
-                    rollout=self.rollout() if rollout else None)
+        fields = dict(text=self.text, tokens=self.tokens, attentions=self.attentions,
+                      predictions=groups if self.predictions is not None else None,
+                      patterns=patterns.top_heads(self.patterns, count=5), model_name=self.model,
+                      special_tokens=self.special_tokens, segments=self.segments,
+                      rollout=self.rollout() if rollout else None)
+        if self.causal:  # the page shows "next word" candidates and masks keys after each query
+            fields.update(prediction_kind="next", causal=True)
+        return fields
 
 
 def _describe(names):
@@ -459,13 +489,14 @@ def special_positions(tokenizer, ids):
     return [index for index, token_id in enumerate(ids) if int(token_id) in special]
 
 
-def word_groups(encoding):
+def word_groups(tokenizer, encoding, text):
     """
     Token indices grouped into words by the tokenizer's own word boundaries
-    (word_ids: works for WordPiece, BPE and SentencePiece alike); special tokens
-    stand alone. Returns a list of index lists covering every token in order.
+    (families.word_ids: word_ids(), or word starts from the offsets for tokenizers
+    without a pre-tokenizer, as Mistral's); special tokens stand alone. Returns a list
+    of index lists covering every token in order.
     """
-    word_ids, sequence_ids = encoding.word_ids(0), encoding.sequence_ids(0)
+    word_ids, sequence_ids = families.word_ids(tokenizer, encoding, text), encoding.sequence_ids(0)
     groups, previous = [], None
     for index, (word, sequence) in enumerate(zip(word_ids, sequence_ids, strict=True)):
         key = None if word is None else (sequence, word)
@@ -477,21 +508,18 @@ def word_groups(encoding):
     return groups
 
 
-def word_label(tokenizer, tokens):
-    """One word's label from its tokens ("play", "##ing" -> "playing"), as the tokenizer joins them."""
-    return tokens[0] if len(tokens) == 1 else tokenizer.convert_tokens_to_string(tokens).strip()
-
-
-def normalize_mask(text, tokenizer):
-    """Refuse empty or undecodable text; accept "[mask]" in any case for models whose mask token is "[MASK]"."""
-    mask = tokenizer.mask_token
+def normalize_mask(text, tokenizer, source):
+    """
+    Refuse empty or undecodable text, and a mask typed for a causal LM; read "[mask]"
+    in any case (and "[MASK]" for "<mask>" models) as the model's mask token. Returns
+    (text as the model reads it, what the user typed for the mask if it was changed, or None).
+    """
     if not text.strip():
-        raise UserError(f"No text given: type a sentence containing {mask}.")
+        what = "the beginning of a sentence" if source.causal else f"a sentence containing {tokenizer.mask_token}"
+        raise UserError(f"No text given: type {what}.")
     if any("\ud800" <= ch <= "\udfff" for ch in text):  # undecodable bytes in argv or stdin (surrogateescape)
         raise UserError("Text is not valid UTF-8: check the terminal's encoding.")
-    if mask == "[MASK]":
-        text = re.sub(r"\[mask\]", mask, text, flags=re.IGNORECASE)
-    return text
+    return families.read_mask(text, tokenizer, source.kind, source.label)
 
 
 def check_characters(text, source):
@@ -506,7 +534,7 @@ def check_characters(text, source):
 
 def check_length(length, source):
     """A model has a fixed number of positions; longer text is refused, not cut silently."""
-    limit = source.config.get("max_position_embeddings", 512)
+    limit = families.max_tokens(source.config)
     if length > limit:
         raise UserError(
             f"Text is too long: {length} tokens, and {source.label} reads at most {limit}. Shorten it."

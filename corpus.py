@@ -31,6 +31,7 @@ import numpy as np
 
 import attention_run
 import diagrams
+import families
 import model_loading
 import outputs
 import patterns
@@ -115,7 +116,7 @@ class CorpusResult:
     def top_heads_lines(self, count=3):
         """What --patterns prints, for the corpus means."""
         title = f"Heads that most show each pattern (mean score 0-1 over {len(self.texts)} sentences):"
-        return patterns.format_top_heads(patterns.top_heads(self.mean_scores(), count), title)
+        return patterns.format_top_heads(patterns.top_heads(self.mean_scores(), count), title=title)
 
     def heads_csv(self):
         """heads.csv as text: one row per layer and head (1-based), the mean of every score and measure."""
@@ -249,12 +250,14 @@ def _analyse_batch(opened, tokenizer, requests):
         attention_mask[b, :n] = 1
         if "token_type_ids" in request.encoding:
             token_type_ids[b, :n] = request.encoding["token_type_ids"][0]
-        tokens.append([diagrams.printable(token) for token in tokenizer.convert_ids_to_tokens(ids)])
+        tokens.append([diagrams.printable(token) for token in families.token_labels(tokenizer, request.encoding,
+                                                                                    request.text)])
         segments.append(request.segments if request.segments is not None else [0] * n)
     # attentions: (batch, layers, heads, n_max, n_max); sentence b's own block is [b, :, :, :n_b, :n_b]
     attentions = model_loading.batch_attentions(opened.attention_function, input_ids, attention_mask, token_type_ids)
-    scores = patterns.batch_pattern_scores(attentions, lengths, tokens, tokenizer.cls_token, tokenizer.sep_token,
-                                           segments)
+    # the labels the "cls" and "sep" patterns look for are the model's, not the same for every sentence's text
+    start, separator = families.special_roles(tokenizer, requests[0].encoding, tokens[0])
+    scores = patterns.batch_pattern_scores(attentions, lengths, tokens, start, separator, segments)
     measures = patterns.head_measures(attentions, lengths)
     return (np.stack([scores[name] for name in patterns.PATTERNS], axis=1),
             np.stack([measures[name] for name in patterns.MEASURES], axis=1))

@@ -1,11 +1,15 @@
 """
-Turning a masked LM's logits into fill-ins: the top-K words for each mask, each
-as the full sentence CS50 prints, with its probability. NumPy only.
+Turning a language model's logits into what the tool prints: a masked LM's top-K
+words for each mask, each as the full sentence CS50 prints, and a causal LM's top-K
+next words, each as the prompt followed by the word; with their probabilities.
+How a token is shown and joins the text is the family's (families.py). NumPy only.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
+
+import families
 
 
 @dataclass(frozen=True)
@@ -28,18 +32,35 @@ def fill_ins(tokenizer, text, logits, mask_positions, k):
     """
     groups = []
     for nth, position in enumerate(mask_positions):
-        row = logits[position].astype(np.float64)
-        probabilities = np.exp(row - row.max())
-        probabilities /= probabilities.sum()
-        # Stable sort: equal logits keep vocabulary order, as tf.math.top_k does
-        top = np.argsort(-row, kind="stable")[:k]
-        group = []
-        for token_id in top:
-            word = tokenizer.decode([int(token_id)])
-            sentence = replace_nth(text, tokenizer.mask_token, nth, word)
-            group.append(Candidate(word, int(token_id), float(probabilities[token_id]), sentence))
-        groups.append(group)
+        top, probabilities = _top(logits[position], k)
+        groups.append([
+            Candidate(families.candidate_label(tokenizer, token_id), int(token_id), float(probabilities[token_id]),
+                      families.fill_sentence(tokenizer, text, nth, token_id))
+            for token_id in top
+        ])
     return groups
+
+
+def next_words(tokenizer, text, logits, k):
+    """
+    A causal LM's k most likely next tokens after `text`, most probable first, each
+    as a Candidate whose sentence is the prompt followed by the token.
+
+    logits: (vocab,), the next-token logits at the last position.
+    """
+    top, probabilities = _top(logits, k)
+    return [Candidate(families.candidate_label(tokenizer, token_id), int(token_id), float(probabilities[token_id]),
+                      families.next_sentence(tokenizer, text, token_id))
+            for token_id in top]
+
+
+def _top(row, k):
+    """The k highest of one row of logits (vocab,) and the softmax probabilities of the whole row."""
+    row = row.astype(np.float64)
+    probabilities = np.exp(row - row.max())
+    probabilities /= probabilities.sum()
+    # Stable sort: equal logits keep vocabulary order, as tf.math.top_k does
+    return np.argsort(-row, kind="stable")[:k], probabilities
 
 
 def replace_nth(text, needle, nth, replacement):

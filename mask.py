@@ -1,5 +1,6 @@
 """
-Attention: what does a BERT masked language model pay attention to?
+Attention: what does a masked language model (BERT, RoBERTa ...) or a causal one
+(GPT-2 ...) pay attention to?
 
 CS50 AI's "Attention" project, grown into a tool for students and researchers.
 
@@ -7,6 +8,8 @@ Usage:
     python mask.py                                   # asks "Text: " like CS50
     python mask.py "The turtle slowly moved across the [MASK]."
     python mask.py "Then I picked up a [MASK] from the table." -k 5 --scores
+    python mask.py "The cat sat on the <mask>." --model roberta-base
+    python mask.py "The cat sat on the" --model gpt2  # a causal LM: its next words
     python mask.py TEXT --model DIR_OR_HUB_NAME --output-dir out/
     python mask.py "The cat sat on the [MASK]." --rollout      # also attention rollout
     python mask.py "I was hungry. [SEP] I ate a [MASK]."        # a sentence pair
@@ -17,7 +20,8 @@ In a notebook (attention.ipynb, atencion.ipynb):
     run = mask.explain("The cat sat on the [MASK].", model="bundled")
     run                                              # the interactive viewer, inline
 
-Prints the top-K fill-ins for the mask (one full sentence per line), writes one
+Prints the top-K fill-ins for the mask (one full sentence per line; a causal LM's
+top-K next words, each after the prompt), writes one
 grayscale diagram per layer and head, Attention_Layer{L}_Head{H}.png (lighter
 cell = more attention; row = the attending token, column = the token attended
 to), an overview of every head (Attention_Overview.png) and an interactive
@@ -37,6 +41,7 @@ import corpus
 import diagrams
 import errors
 import fill_ins
+import model_loading
 import model_source
 import outputs
 import patterns
@@ -64,34 +69,36 @@ MAX_DIAGRAM_TOKENS = 128
 
 
 def main(argv=None):
-    """Read a sentence, print the top-K fill-ins for its mask, draw every head's attention."""
+    """Read a sentence, print the top-K fill-ins for its mask (or next words), draw every head's attention."""
     parser = argparse.ArgumentParser(
         prog="mask.py",
-        description="Fill in the [MASK] of a sentence with a BERT masked language model and draw "
-        "what every attention head looks at.",
+        description="Fill in the [MASK] of a sentence with a masked language model (BERT, RoBERTa ...), or "
+        "continue a prompt with a causal one (GPT-2 ...), and draw what every attention head looks at.",
         epilog="Files: Attention_Layer{L}_Head{H}.png for each layer and head, Attention_Overview.png, "
         "attention.html (open it in a browser; works offline).",
     )
-    parser.add_argument("text", nargs="?", help="sentence containing the mask token (asked for when left out); "
-                        "'A [SEP] B' is read as a sentence pair")
+    parser.add_argument("text", nargs="?", help="sentence containing the mask token ([MASK], <mask>); for a causal "
+                        "model, the beginning of a sentence (asked for when left out); 'A [SEP] B' is read as a "
+                        "sentence pair")
     parser.add_argument(
         "--model",
         help=f"Hugging Face model name or local directory (default: {MODEL}); "
         f"'{model_source.BUNDLED}' = the small offline model that ships with this tool",
     )
     parser.add_argument("-k", "--top-k", type=_positive_int, default=K, metavar="K",
-                        help=f"number of fill-ins per mask (default: {K})")
+                        help=f"number of fill-ins per mask, or of next words (default: {K})")
     parser.add_argument("--output-dir", default=".", metavar="DIR",
                         type=_name("a folder name (. for the current folder)"),
                         help="where the images and viewer go (created if missing; default: .)")
-    parser.add_argument("--scores", action="store_true", help="print each fill-in's probability")
+    parser.add_argument("--scores", action="store_true", help="print each fill-in's (or next word's) probability")
     parser.add_argument("--patterns", action="store_true",
                         help="print the heads that most attend to the previous/next token, itself, "
-                        "[CLS], [SEP], punctuation, or broadly")
+                        "[CLS] and [SEP] (<s>, </s> ...), punctuation, or broadly")
     parser.add_argument("--words", action="store_true",
-                        help="merge WordPiece pieces into words before drawing")
+                        help="merge word pieces into words (the tokenizer's own word boundaries) before drawing")
     parser.add_argument("--save", metavar="FILE.npz", type=_name("a file name"),
-                        help="save tokens, attentions, fill-ins and pattern scores (numpy.load reads it)")
+                        help="save tokens, attentions, fill-ins (or next words) and pattern scores "
+                        "(numpy.load reads it)")
     parser.add_argument("--no-html", action="store_true", help="don't write attention.html")
     parser.add_argument("--rollout", action="store_true",
                         help="also compute attention rollout over all layers: Attention_Rollout.png, in the viewer "
@@ -133,7 +140,7 @@ def main(argv=None):
             if run.predictions is not None:
                 _print_predictions(run.predictions, args.scores)
             if args.patterns:
-                outputs.print_lines(patterns.format_top_heads(patterns.top_heads(run.patterns)))
+                outputs.print_lines(patterns.format_top_heads(patterns.top_heads(run.patterns), run.special))
 
             # Visualize attentions
             if not run.legible:
@@ -362,3 +369,4 @@ def _fail(message, status):
 
 if __name__ == "__main__":
     main()
+    model_loading.exit_now()  # everything is written: skip TensorFlow's slow teardown

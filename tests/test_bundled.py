@@ -30,7 +30,7 @@ def bundled():
 
 def test_shape_and_head(bundled):
     source, _, model = bundled
-    assert source.bundled and source.has_mlm_head
+    assert source.bundled and source.has_lm_head
     assert model.config.num_hidden_layers == 6 and model.config.num_attention_heads == 12
 
 

@@ -125,12 +125,12 @@ def test_missing_model_directory(run_main, tmp_path):
     assert_one_line_failure(run, f"Model directory not found: {tmp_path / 'nowhere'}")
 
 
-def test_directory_that_is_not_a_bert_model(run_main, tmp_path):
-    (tmp_path / "gpt").mkdir()
-    (tmp_path / "gpt" / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
-    run = run_main([TEXT, "--model", str(tmp_path / "gpt"), "--output-dir", str(tmp_path)])
+def test_directory_of_a_model_the_tool_cannot_read(run_main, tmp_path):
+    (tmp_path / "t5").mkdir()
+    (tmp_path / "t5" / "config.json").write_text(json.dumps({"model_type": "t5"}))
+    run = run_main([TEXT, "--model", str(tmp_path / "t5"), "--output-dir", str(tmp_path)])
     assert_one_line_failure(run)
-    assert "not a BERT model" in run.stderr
+    assert "model_type t5 is an encoder-decoder" in run.stderr
 
 
 def test_directory_without_config(run_main, tmp_path):

@@ -189,9 +189,8 @@ def test_corpus_prints_the_top_heads_and_draws_the_summary(tiny_safetensors, tmp
     rows = read_heads_csv(out / corpus.HEADS_FILE)
     means = {name: np.array([[float(row[name]) for row in rows if int(row["layer"]) == layer]
                              for layer in range(1, 4)]) for name in patterns.PATTERNS}
-    expected = patterns.format_top_heads(patterns.top_heads(means),
-                                         f"Heads that most show each pattern (mean score 0-1 over "
-                                         f"{len(SENTENCE_LINES)} sentences):")
+    title = f"Heads that most show each pattern (mean score 0-1 over {len(SENTENCE_LINES)} sentences):"
+    expected = patterns.format_top_heads(patterns.top_heads(means), title=title)
     assert run.stdout.splitlines() == expected
     assert run.stderr.splitlines()[-1] == (f"Analysed {len(SENTENCE_LINES)} sentences; wrote heads.csv, "
                                            f"Heads_Summary.png to {out}")

@@ -38,7 +38,7 @@ def scores_for(minilm, text):
 
 def test_has_no_mlm_head(minilm):
     source, _, _ = minilm
-    assert not source.has_mlm_head
+    assert not source.has_lm_head
 
 
 @pytest.mark.parametrize("text", SENTENCES)

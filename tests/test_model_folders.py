@@ -77,12 +77,21 @@ def _drop_mask_token(model, d):
 
 
 BAD_MODELS = [
-    ("gpt2-config", lambda m, d: (copy_model(m, d), edit_config(d, model_type="gpt2")),
-     "is not a BERT model (model_type: gpt2); this tool reads BERT masked LMs only."),
+    ("t5-config", lambda m, d: (copy_model(m, d), edit_config(d, model_type="t5")),
+     "can't be used: model_type t5 is an encoder-decoder (sequence-to-sequence) model; this tool reads masked "
+     "language models (BERT, RoBERTa ...) and causal ones (GPT-2 ...)."),
+    ("bart-config", lambda m, d: (copy_model(m, d), edit_config(d, model_type="bart")),
+     "model_type bart is an encoder-decoder (sequence-to-sequence) model"),
+    ("clip-config", lambda m, d: (copy_model(m, d), edit_config(d, model_type="clip")),
+     "model_type clip is a model with no TensorFlow masked-LM or causal-LM class in transformers"),
+    ("llama-config", lambda m, d: (copy_model(m, d), edit_config(d, model_type="llama")),
+     "model_type llama is a model with no TensorFlow class in transformers"),
+    ("no-model-type", lambda m, d: (copy_model(m, d), edit_config(d, model_type=None)),
+     "is not a model this tool can read: its config.json has no model_type."),
     ("config-not-json", lambda m, d: (copy_model(m, d), write(d, "config.json", "{model_type: bert")),
      "config.json: Expecting property name"),
     ("config-is-a-list", lambda m, d: (copy_model(m, d), write(d, "config.json", '["bert"]')),
-     "is not a BERT model (model_type: unknown)"),
+     "is not a model this tool can read: its config.json is not a JSON object."),
     ("config-not-utf8", lambda m, d: (copy_model(m, d), write(d, "config.json", b'{"model_type": "\xff"}')),
      "Cannot read"),
     ("heads-do-not-divide", lambda m, d: (copy_model(m, d), edit_config(d, num_attention_heads=3)),

@@ -99,9 +99,11 @@ def sentences():
 
 
 def build_model_dir(path, family, *, weights="h5", mlm_head=True, layers=2, heads=2, hidden=32, seed=0,
-                    tied_copies=False):
+                    tied_copies=False, intermediate=37, positions=128, vocab_size=None):
     """
     Write a tiny `family` checkpoint into `path` (created if needed) and return it.
+    (intermediate, positions and vocab_size make a full-size one for benchmarks:
+    vocab_size rows beyond the tokenizer's own are never read.)
 
     weights: "h5" (tf_model.h5) or "safetensors" (PyTorch-format model.safetensors).
     mlm_head=False writes the base model only (an encoder- or decoder-only checkpoint,
@@ -117,8 +119,8 @@ def build_model_dir(path, family, *, weights="h5", mlm_head=True, layers=2, head
     os.makedirs(path, exist_ok=True)
     tokenizer = build_tokenizer(family)
     tokenizer.save_pretrained(path)
-    config = build_config(family, len(tokenizer), tokenizer, layers=layers, heads=heads, hidden=hidden,
-                          mlm_head=mlm_head)
+    config = build_config(family, vocab_size or len(tokenizer), tokenizer, layers=layers, heads=heads, hidden=hidden,
+                          mlm_head=mlm_head, intermediate=intermediate, positions=positions)
 
     import tensorflow as tf
     import transformers
@@ -413,7 +415,8 @@ def _with_whole_words(tok, corpus, n_special, *, lowercase):
 # Configs
 
 
-def build_config(family, vocab_size, tokenizer, *, layers=2, heads=2, hidden=32, mlm_head=True):
+def build_config(family, vocab_size, tokenizer, *, layers=2, heads=2, hidden=32, mlm_head=True, intermediate=37,
+                 positions=128):
     """A tiny config of the family: positions for 128 tokens, sizes as asked."""
     import transformers
     from transformers.models.auto.modeling_auto import (
@@ -425,8 +428,7 @@ def build_config(family, vocab_size, tokenizer, *, layers=2, heads=2, hidden=32,
     ids = {name: tokenizer.convert_tokens_to_ids(token) for name, token in (
         ("pad", tokenizer.pad_token), ("bos", tokenizer.bos_token), ("eos", tokenizer.eos_token))
         if token is not None}
-    inter = 37
-    positions = 128
+    inter = intermediate
     mapping = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES if family in CAUSAL else MODEL_FOR_MASKED_LM_MAPPING_NAMES
     common = dict(vocab_size=vocab_size,
                   architectures=[mapping[family] if mlm_head else MODEL_MAPPING_NAMES[family]],
