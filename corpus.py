@@ -194,8 +194,9 @@ def analyse(sentences, model, *, fallback_to_bundled=False, batch_size=BATCH_SIZ
     if not requests:
         raise UserError(f"No sentence left to analyse: all {len(sentences)} were skipped.")
 
-    tokenizer, config = opened.tokenizer, opened.source.config
-    layers, heads = config.get("num_hidden_layers", 12), config.get("num_attention_heads", 12)
+    # the loaded model's config reads every family's names for these (GPT-2: n_layer, n_head)
+    tokenizer, config = opened.tokenizer, opened.network.config
+    layers, heads = config.num_hidden_layers, config.num_attention_heads
     count = len(requests)
     lengths = np.array([request.encoding["input_ids"].shape[1] for _, request in requests])
     scores = np.zeros((count, len(patterns.PATTERNS), layers, heads), dtype=np.float32)

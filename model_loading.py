@@ -331,7 +331,20 @@ def attention_function(model, token_types=True):
         return base(inputs, **options).attentions
 
     signature = [tf.TensorSpec([None, None], tf.int32)] * 3
-    return tf.function(attentions, input_signature=signature, autograph=False)
+    traced = tf.function(attentions, input_signature=signature, autograph=False)
+
+    def function(*arrays):
+        # Some families' Python code branches on tensor values (DeBERTa-v2's relative positions, OPT's
+        # shape checks) and cannot be traced without autograph: those run eagerly, batch by batch
+        nonlocal traced
+        if traced is not None:
+            try:
+                return traced(*arrays)
+            except (tf.errors.OperatorNotAllowedInGraphError, TypeError, ValueError, NotImplementedError):
+                traced = None
+        return attentions(*arrays)
+
+    return function
 
 
 def batch_attentions(function, input_ids, attention_mask, token_type_ids):

@@ -24,19 +24,48 @@ from errors import UserError
 
 
 def bert_projections(network):
-    """Each layer's (query, key) keras Dense layers of a transformers TF BERT (TFBertForMaskedLM, TFBertModel)."""
-    for layer in network.bert.encoder.layer:
+    """
+    Each layer's (query, key) keras Dense layers of a BERT-like encoder (BERT, RoBERTa,
+    XLM-RoBERTa, CamemBERT, ELECTRA): network.<prefix>.encoder.layer[i].attention.self_attention.
+    """
+    for layer in getattr(network, network.base_model_prefix).encoder.layer:
         attention = layer.attention.self_attention
         yield attention.query, attention.key
 
 
-# config.model_type -> function(network) yielding (query Dense, key Dense) per layer, first layer first
-PROJECTIONS = {"bert": bert_projections}
+def distilbert_projections(network):
+    """DistilBERT: q_lin and k_lin (it scales q by 1/sqrt(d) before the product: the same scores)."""
+    for layer in network.distilbert.transformer.layer:
+        yield layer.attention.q_lin, layer.attention.k_lin
+
+
+def albert_projections(network):
+    """
+    ALBERT shares its layers: layer i uses group i * groups // layers, whose one inner
+    layer (inner_group_num 1, as every released ALBERT) holds the query and key.
+    """
+    config = network.config
+    groups = network.albert.encoder.albert_layer_groups
+    for index in range(config.num_hidden_layers):
+        group = groups[index * config.num_hidden_groups // config.num_hidden_layers]
+        attention = group.albert_layers[0].attention
+        yield attention.query, attention.key
+
+
+# config.model_type -> function(network) yielding (query Dense, key Dense) per layer, first layer first.
+# Left out: MPNet and DeBERTa add position terms to q.k, MobileBERT projects queries and keys from
+# different inputs, and the causal LMs (fused QKV kernels, rotary positions, masked keys).
+PROJECTIONS = {"bert": bert_projections, "roberta": bert_projections, "xlm-roberta": bert_projections,
+               "camembert": bert_projections, "electra": bert_projections,
+               "distilbert": distilbert_projections, "albert": albert_projections}
 
 
 def supported(network):
-    """True if this network's family is in PROJECTIONS."""
-    return getattr(network.config, "model_type", None) in PROJECTIONS
+    """True if this network's family is in PROJECTIONS (ALBERT: with one inner layer per group)."""
+    config = network.config
+    if getattr(config, "model_type", None) == "albert" and getattr(config, "inner_group_num", 1) != 1:
+        return False
+    return getattr(config, "model_type", None) in PROJECTIONS
 
 
 class QueryKeySource:

@@ -393,3 +393,81 @@ def test_the_hub_download_fetches_every_tokenizer_file(family, checkpoint):
     files = set(os.listdir(checkpoint(family))) - {"generation_config.json"}  # not needed: the tool never generates
     assert [name for name in files if not any(fnmatch.fnmatch(name, p) for p in patterns)] == []
     assert fnmatch.fnmatch("model-00001-of-00002.safetensors", model_source.SHARD_PATTERN)
+
+
+# ---- the run object's other features in every family (queries and keys, corpus mode, words, rollout) ----
+
+QUERY_KEY_FAMILIES = ("bert", "roberta", "xlm-roberta", "camembert", "electra", "distilbert", "albert")
+
+
+@pytest.mark.parametrize("family", QUERY_KEY_FAMILIES)
+def test_queries_and_keys_give_every_heads_attention(family, checkpoint):
+    """softmax(q k^T / sqrt(d)) = the attention the family's own forward pass gave, on every head."""
+    import query_key
+
+    run = mask.explain(MASKED_TEXT, model=checkpoint(family))
+    layers, heads, n, _ = run.attentions.shape
+    for layer in range(1, layers + 1):
+        for head in range(1, heads + 1):
+            queries, keys = run.query_key(layer, head)
+            assert queries.shape == keys.shape and queries.shape[0] == n
+            np.testing.assert_allclose(query_key.attention_from(queries, keys), run.attentions[layer - 1, head - 1],
+                                       atol=1e-5, rtol=0)
+    assert json.loads(re.search(r'id="data">(.*?)</script>', run.viewer_html(), re.S).group(1))["query_key"]
+
+
+@pytest.mark.parametrize("family", [f for f in FAMILIES if f not in QUERY_KEY_FAMILIES])
+def test_families_without_plain_queries_and_keys_say_so(family, checkpoint):
+    """MPNet, DeBERTa (position terms), MobileBERT (bottlenecks) and causal LMs: one line, and a page without them."""
+    from errors import UserError
+
+    run = mask.explain(text_for(family), model=checkpoint(family))
+    with pytest.raises(UserError, match=r"^Queries and keys of \S+ models are not available yet"):
+        run.query_key(1, 1)
+    assert json.loads(re.search(r'id="data">(.*?)</script>', run.viewer_html(), re.S).group(1))["query_key"] is None
+
+
+CORPUS_LINES = ["the cat sat on the mat .", "a dog ran .", "she picked up some bread and milk from the store .",
+                "it was big !", "the turtle slowly moved across the road , then the cat sat on the mat ."]
+
+
+@pytest.mark.parametrize("family", ["roberta", "distilbert", "deberta-v2", "gpt2", "opt", "mistral"])
+def test_corpus_mode_equals_single_runs_in_each_family(family, checkpoint, tmp_path):
+    """Padded batches (lengths mixed, batch size 2) give each sentence the scores of its run alone."""
+    import attention_run
+    import patterns
+
+    path = tmp_path / "corpus.txt"
+    path.write_text("\n".join(CORPUS_LINES) + "\n", encoding="utf-8")
+    model_dir = checkpoint(family)
+    run = call_main(["--corpus", str(path), "--model", model_dir, "--output-dir", str(tmp_path / "out"),
+                     "--batch-size", "2", "--save", str(tmp_path / "c.npz")])
+    assert run.status == 0, run
+    saved = np.load(tmp_path / "c.npz", allow_pickle=False)
+    assert len(set(saved["token_counts"].tolist())) >= 3  # really different lengths, padded together
+    for index, text in enumerate(saved["sentences"].tolist()):
+        alone = attention_run.prepare(text, model_dir, require_mask=False).run()
+        for p, name in enumerate(patterns.PATTERNS):
+            np.testing.assert_allclose(saved["pattern_scores"][index, p], alone.patterns[name], atol=2e-5,
+                                       err_msg=f"{name}: {text}")
+
+
+@pytest.mark.parametrize("family", ["roberta", "albert", "gpt2"])
+def test_words_and_rollout_in_each_family(family, checkpoint, tmp_path):
+    """--words merges the family's own pieces ("unknowingly" is split), --rollout and --save follow the words."""
+    out = tmp_path / "out"
+    run = call_main([text_for(family) + " unknowingly", "--model", checkpoint(family), "--words", "--rollout",
+                     "--output-dir", str(out), "--save", str(tmp_path / "run.npz")])
+    assert run.status == 0, run
+    saved = np.load(tmp_path / "run.npz", allow_pickle=False)
+    tokens = saved["tokens"].tolist()
+    assert "unknowingly" in tokens and not any(raw_markers(token) for token in tokens), tokens
+    n = len(tokens)
+    assert saved["attentions"].shape[-2:] == (n, n) and saved["rollout"].shape == (n, n)
+    np.testing.assert_allclose(saved["rollout"].sum(axis=-1), 1, atol=1e-5)
+    position = saved["mask_positions"].tolist()[0]
+    if family in CAUSAL:
+        assert position == n - 1
+    else:  # the mask's word position, though pieces before it were merged
+        assert tokens[position] in ("[MASK]", "<mask>") and payload(out / "attention.html")["tokens"] == tokens
+    assert (out / "Attention_Rollout.png").exists()
