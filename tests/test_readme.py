@@ -7,6 +7,8 @@ import shlex
 import pytest
 from conftest import ROOT
 
+from docs import make_readme_outputs
+
 README = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
 README_ES = open(os.path.join(ROOT, "README_es.md"), encoding="utf-8").read()
 PYTHON = ".venv/bin/python "
@@ -47,15 +49,30 @@ def test_the_two_fresh_machine_commands_come_first_and_ci_runs_them(readme):
     assert "./setup.sh --dev" in ci and ".venv/bin/python -m pytest" in ci
 
 
-@pytest.mark.parametrize("readme", [README, README_ES], ids=["en", "es"])
-def test_worked_example_shows_real_output(readme, run_main, offline_cwd):
-    block = code_blocks(readme, "console")[0].strip().splitlines()
-    command = shlex.split(block[0].removeprefix("$ "))
-    assert command[:2] == [".venv/bin/python", "mask.py"]
-    run = run_main(command[2:])
+def console_blocks():
+    """(README, first line, the lines it shows) of every ```console block that runs mask.py and shows output."""
+    found = []
+    for name, text in (("en", README), ("es", README_ES)):
+        for block in code_blocks(text, "console"):
+            lines = block.strip().splitlines()
+            if make_readme_outputs.command_of(block) is not None and len(lines) > 1:
+                found.append(pytest.param(lines, id=f"{name}: {lines[0][28:70]}"))
+    return found
+
+
+@pytest.mark.parametrize("lines", console_blocks())
+def test_console_blocks_show_real_output(lines, run_main, offline_cwd):
+    """The worked example, corpus mode, sentence pairs ...: what README shows is what the run prints."""
+    argv = make_readme_outputs.command_of(lines[0])
+    run = run_main([os.path.join(ROOT, part) if part.startswith("corpus/") else part for part in argv])
     assert run.status == 0, run
-    shown = [line for line in block[1:] if not line.startswith(("Wrote ", "Escrib"))]
-    assert run.stdout.splitlines() == shown
+    assert run.stdout.splitlines() == make_readme_outputs.shown_stdout(lines[1:])
+
+
+def test_the_worked_example_comes_first_in_both_readmes():
+    for text in (README, README_ES):
+        first = code_blocks(text, "console")[0]
+        assert first.startswith('$ .venv/bin/python mask.py "The turtle slowly moved across the [MASK]."'), first
 
 
 def test_every_example_command_runs(run_main, offline_cwd):

