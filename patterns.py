@@ -151,7 +151,7 @@ def attention_rollout(attentions):
     """
     Attention rollout (Abnar & Zuidema 2020, "Quantifying Attention Flow in Transformers"):
     per layer the mean over heads plus the identity for the residual path, 0.5 A + 0.5 I,
-    rows renormalised to sum to 1, multiplied from the first layer up:
+    rows renormalized to sum to 1, multiplied from the first layer up:
     rollout = A_L' ... A_2' A_1'. Row i says how much of token i's final representation
     flows, through every layer, from each input token j.
 

@@ -35,12 +35,12 @@ Data layout embedded in the page (``<script type="application/json" id="data">``
                                         # [CLS]/[SEP]" switch hides (sorted,
                                         # unique; [] = switch disabled).
                                         # Hidden columns are dropped and each
-                                        # row renormalised to sum to 1.
+                                        # row renormalized to sum to 1.
       "attention_without_special": "<base64>" | null,
                                         # with special_tokens: L*H*m*m uint16le
                                         # (same scale), m = n - len(special),
                                         # the attentions without those rows and
-                                        # columns, rows renormalised at full
+                                        # columns, rows renormalized at full
                                         # precision before rounding
       "segments": [0|1, ...] | null,    # segment id per token (n entries),
                                         # for sentence pairs "A [SEP] B"
@@ -67,7 +67,7 @@ longer fits the 2 MB budget at that size; leave it out for big models.
 ``attention_without_special`` adds about as much as ``attention`` (553 kB
 of base64 at 12 x 12 x 38 x 38), so a BERT page with [CLS]/[SEP] marked is
 ~1.2 MB at 40 tokens, still within budget.  It is needed: on the bundled
-model about a quarter of the values renormalised from 3-decimal values
+model about a quarter of the values renormalized from 3-decimal values
 would show a wrong third decimal (up to 0.99 off where [CLS]/[SEP] take nearly
 all the weight).
 
@@ -183,7 +183,7 @@ def _clean_attentions(attentions: Any) -> np.ndarray:
 
 
 def _without_special(array: np.ndarray, special: Sequence[int]) -> np.ndarray:
-    """Drop the special tokens' rows and columns; renormalise each row to sum 1.
+    """Drop the special tokens' rows and columns; renormalize each row to sum 1.
 
     A row with nothing left (all its weight on special tokens) stays 0.
     """
@@ -388,7 +388,7 @@ def build_payload(
     kind = _check_prediction_kind(prediction_kind, normalized_predictions, n)
     special = _normalize_special_tokens(special_tokens, n)
     rollout_array = _check_rollout(rollout, n)
-    # Renormalised here at full precision: renormalising the page's 3-decimal
+    # Renormalized here at full precision: renormalizing the page's 3-decimal
     # values instead would magnify their rounding error by 1 / (weight left),
     # which for BERT rows that mostly attend to [CLS]/[SEP] is large.
     without_special = without_special_rollout = None

@@ -750,7 +750,7 @@ def click(drv, element):
 
 
 def without_special(att: np.ndarray, keep: list[int]) -> np.ndarray:
-    """exBERT's renormalisation: keep these rows and columns, rows sum to 1."""
+    """exBERT's renormalization: keep these rows and columns, rows sum to 1."""
     sub = att[..., keep, :][..., keep]
     return sub / sub.sum(axis=-1, keepdims=True)
 
@@ -785,7 +785,7 @@ def test_new_fields_round_trip():
     assert payload["segments"] == [0, 0, 0, 0, 1, 1, 1]
     rollout = np.frombuffer(base64.b64decode(payload["rollout"]), dtype="<u2").reshape(N, N)
     np.testing.assert_array_equal(rollout, np.rint(ROLLOUT * 1000))
-    # Rows without [CLS]/[SEP], renormalised before rounding.
+    # Rows without [CLS]/[SEP], renormalized before rounding.
     keep = list(range(1, N - 1))
     hidden = np.frombuffer(base64.b64decode(payload["attention_without_special"]), dtype="<u2")
     np.testing.assert_array_equal(hidden.reshape(LAYERS, HEADS, N - 2, N - 2),
@@ -1010,7 +1010,7 @@ def test_origin_and_its_most_attended_token_are_highlighted(driver, page):
 
 
 def _check_hidden_values(driver, expected: np.ndarray, keep: list[int]):
-    """With the switch on: the page shows `expected` (layer 2, head 2, rows renormalised over keep)."""
+    """With the switch on: the page shows `expected` (layer 2, head 2, rows renormalized over keep)."""
     from selenium.webdriver.common.by import By
 
     assert len(driver.find_elements(By.CSS_SELECTOR, "#matrix rect.cell")) == len(keep) ** 2
@@ -1023,7 +1023,7 @@ def _check_hidden_values(driver, expected: np.ndarray, keep: list[int]):
         assert text.startswith(f"from '{TOKENS[keep[a]]}' to '{TOKENS[keep[b]]}': ")
         assert float(text.rsplit(": ", 1)[1]) == pytest.approx(expected[a, b], abs=5e-4 + 1e-9)
 
-    # The head view's numbers are the renormalised row, which sums to 1.
+    # The head view's numbers are the renormalized row, which sums to 1.
     click(driver, css(driver, '#head-view .hv-token.left[data-index="3"]'))
     shown_row = [float(css(driver, f'#head-view .hv-value.right[data-index="{j}"]').text) for j in keep]
     np.testing.assert_allclose(shown_row, expected[2], atol=5e-4 + 1e-9)
@@ -1032,13 +1032,13 @@ def _check_hidden_values(driver, expected: np.ndarray, keep: list[int]):
     assert css(driver, "#hv-origin").get_attribute("data-value") == f"{max(shown_row):.3f}"
     click(driver, css(driver, '#head-view .hv-token.left[data-index="3"]'))   # unpin
 
-    # The thumbnails shrink to the visible tokens and show renormalised values.
+    # The thumbnails shrink to the visible tokens and show renormalized values.
     thumb = css(driver, "#thumb-2-2 canvas")
     assert thumb.get_attribute("width") == str(len(keep))
     assert canvas_pixel(driver, thumb, 1, 2) == gray_rgb(shown_row[1])
 
 
-def test_hiding_special_tokens_renormalises_rows(driver, tmp_path):
+def test_hiding_special_tokens_renormalizes_rows(driver, tmp_path):
     from selenium.webdriver.common.by import By
 
     path = write_page(tmp_path, special_tokens=[0, N - 1])
@@ -1062,7 +1062,7 @@ def test_hiding_special_tokens_renormalises_rows(driver, tmp_path):
     assert_no_console_errors(driver)
     assert_no_network_requests(driver, url)
 
-    # Data without viewer.py's renormalised rows: the page renormalises the
+    # Data without viewer.py's renormalized rows: the page renormalizes the
     # stored 3-decimal values itself.
     html = path.read_text("utf-8")
     payload = extract_payload(html)
@@ -1281,7 +1281,7 @@ def test_query_key_view_float16_causal_and_hidden_tokens(driver, tmp_path):
     assert_no_console_errors(driver)
     assert_no_network_requests(driver, url)
 
-    # Hidden special tokens: the softmax over the visible keys is the renormalised row.
+    # Hidden special tokens: the softmax over the visible keys is the renormalized row.
     path = write_page(tmp_path, "hidden.html", attentions=QK_ATT, query_key=QK, special_tokens=[0, N - 1])
     url = open_viewer(driver, path)
     click(driver, css(driver, "#hide-special"))

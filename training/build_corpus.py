@@ -41,7 +41,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 # ---------------------------------------------------------------------------
-# Text normalisation and sentence splitting
+# Text normalization and sentence splitting
 # ---------------------------------------------------------------------------
 
 # Typographic characters that have an obvious ASCII equivalent.
@@ -74,7 +74,7 @@ _GOOD_END = re.compile(r"""[.!?]["')\]]?$""")
 _WORD = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)?")
 
 
-def normalise(text: str) -> str:
+def normalize(text: str) -> str:
     """Map typographic characters to ASCII and collapse whitespace."""
     text = _WS.sub(" ", text.translate(_ASCII_MAP)).strip()
     return _SPACE_BEFORE_PUNCT.sub(r"\1", text)   # "Israel ." -> "Israel."
@@ -86,7 +86,7 @@ def split_sentences(paragraph: str) -> list[str]:
     A boundary is end punctuation followed by a capitalised word, unless the word
     before the full stop is a known abbreviation or a single letter (an initial).
     """
-    text = normalise(paragraph)
+    text = normalize(paragraph)
     out, start = [], 0
     for m in _BOUNDARY.finditer(text):
         end = m.end(1)
@@ -567,7 +567,7 @@ def main(argv=None) -> int:
         raw = kept = words = 0
         try:
             for chunk in reader():
-                for sent in ([normalise(chunk)] if is_sentence else split_sentences(chunk)):
+                for sent in ([normalize(chunk)] if is_sentence else split_sentences(chunk)):
                     raw += 1
                     if not keep(sent, args.min_words, args.max_words):
                         continue
