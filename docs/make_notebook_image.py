@@ -52,17 +52,11 @@ def executed_notebook_page():
 
 
 def screenshot(page, target):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--no-first-run", "--window-size=1280,1060",
-                 "--force-device-scale-factor=1"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    from tests import chromium
+
+    driver = chromium.start("1280,1060", scale=1)
     try:
         driver.get("file://" + page)
         frame = driver.find_element("css selector", "iframe")

@@ -44,16 +44,9 @@ def main():
 
 
 def screenshot(page, target):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
+    from tests import chromium
 
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--no-first-run", "--window-size=1280,1000",
-                 "--force-device-scale-factor=1"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
+    driver = chromium.start("1280,1000", scale=1)
     try:
         driver.get("file://" + page)
         # Show one head with a token picked, as a student would: Layer 2, Head 9 (the next-token head)

@@ -45,7 +45,7 @@ def command_of(block):
 
 def run_stdout(argv):
     """What `mask.py argv` prints on standard output, run offline in a scratch folder."""
-    import mask
+    import mask  # before the chdir: the tool's modules are found from the repository's root
 
     before = os.getcwd()
     with tempfile.TemporaryDirectory() as scratch:
@@ -81,7 +81,6 @@ def refresh(text, outputs):
 def main():
     with tempfile.TemporaryDirectory() as cache:
         os.environ.update(HF_HOME=cache, HF_HUB_OFFLINE="1")
-        sys.path.insert(0, ROOT)
         texts = {name: open(os.path.join(ROOT, name), encoding="utf-8").read() for name in READMES}
         outputs = {}
         for text in texts.values():

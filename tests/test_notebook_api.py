@@ -15,6 +15,7 @@ import os
 import re
 import time
 
+import chromium
 import numpy as np
 import pytest
 from conftest import ROOT, assert_one_line_failure, call_main
@@ -255,19 +256,7 @@ def browser(tmp_path_factory):
         if os.environ.get("CI") == "true":
             pytest.fail(f"browser tests cannot run under CI: {reason}")
         pytest.skip(reason)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--no-first-run", "--window-size=1300,1000",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(executable_path="/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
+    driver = chromium.start("1300,1000", profile=tmp_path_factory.mktemp("chromium-profile"), logs=True)
     try:
         yield driver
     finally:

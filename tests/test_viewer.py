@@ -22,16 +22,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import chromium
 import numpy as np
 import pytest
 
+import viewer
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import viewer  # noqa: E402
-
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM = "/usr/bin/chromium"
 
 # ---------------------------------------------------------------------------
 # Synthetic test data: 2 layers x 3 heads x 7 tokens, each head a distinct
@@ -277,15 +274,7 @@ def test_viewer_module_does_not_import_tensorflow():
 
 
 def _browser_unavailable() -> str | None:
-    if not os.path.exists(CHROMEDRIVER):
-        return f"{CHROMEDRIVER} not found (apt-get install chromium chromium-driver)"
-    if not os.path.exists(CHROMIUM):
-        return f"{CHROMIUM} not found (apt-get install chromium)"
-    try:
-        import selenium  # noqa: F401
-    except ImportError:
-        return "selenium is not installed (pip install selenium)"
-    return None
+    return chromium.unavailable()
 
 
 @pytest.fixture(scope="module")
@@ -295,24 +284,7 @@ def driver(tmp_path_factory):
         if os.environ.get("CI") == "true":
             pytest.fail(f"browser tests cannot run under CI: {reason}")
         pytest.skip(reason)
-
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", "--window-size=1400,1000",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-    ):
-        options.add_argument(arg)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
-    # An explicit driver path means Selenium Manager is never run (no downloads).
-    service = Service(executable_path=CHROMEDRIVER)
-    drv = webdriver.Chrome(service=service, options=options)
-    drv.set_page_load_timeout(30)
+    drv = chromium.start("1400,1000", profile=tmp_path_factory.mktemp("chromium-profile"), logs=True)
     drv.get("about:blank")
     try:
         yield drv
