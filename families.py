@@ -119,8 +119,9 @@ def model_class(config):
         what = "a model with no TensorFlow masked-LM or causal-LM class in transformers"
     else:
         what = "a model with no TensorFlow class in transformers"
-    raise UserError(f"model_type {model_type} is {what}; this tool reads masked language models (BERT, RoBERTa ...) "
-                    "and causal ones (GPT-2 ...).")
+    shown = model_type if isinstance(model_type, str) and model_type.isprintable() else repr(model_type)[:40]
+    raise UserError(f"model_type {shown} is {what}; this tool reads masked language models (BERT, RoBERTa ...) "
+                    "and causal ones (GPT-2 ...).")  # (a control character or line break is shown escaped)
 
 
 def check_config(config, path, label):

@@ -30,9 +30,9 @@ import sys
 import numpy as np
 
 import families
+import model_source
 import timing
 from errors import UserError
-import model_source
 from model_source import BUNDLED_DIR, first_line, minilm_weights_path, quiet_stderr, weight_files
 
 
