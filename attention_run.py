@@ -201,7 +201,12 @@ def prepare(text, model, *, fallback_to_bundled=False, require_mask=True):
     check_characters(text, source)  # first: even scanning a huge text for its masks takes seconds
     text, typed = normalize_mask(text, tokenizer, source)
     notes = list(source.notes)
-    encoding, segments, note = encode(text, tokenizer, source)
+    try:
+        encoding, segments, note = encode(text, tokenizer, source)
+    except Exception as error:  # the tokenizers library's own errors (a broken vocabulary) are bare Exceptions
+        raise UserError(f"The tokenizer of {source.label} can't read this text: "
+                        f"{model_source.first_line(error)}") from None
+    model_loading.check_ids(encoding, tokenizer, source)
     notes += [note] if note else []
     check_length(encoding["input_ids"].shape[1], source)
     positions = [] if source.causal else mask_positions(tokenizer.mask_token_id, encoding["input_ids"][0])

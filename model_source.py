@@ -44,6 +44,17 @@ MODEL_FILE_SUFFIXES = (".json", ".txt", ".model", ".jinja", ".h5", ".safetensors
 # The shards model.safetensors.index.json names (model-00001-of-00002.safetensors ...)
 SHARD_PATTERN = "model-*.safetensors"
 
+# The largest config.json (and model.safetensors.index.json) read, in bytes. Real configs are a few KB; the
+# largest, classifiers with tens of thousands of labels in id2label/label2id, stay under 2 MB. json.load
+# takes about 10x a file's size in memory (a 1 GB config.json ended in a MemoryError after 1:47), so a
+# bigger file is refused before it is parsed.
+MAX_CONFIG_BYTES = 4 * 2**20
+
+# The largest tokenizer file read (tokenizer.json, vocab.txt, merges.txt, SentencePiece models ...), in bytes.
+# The largest real ones, for 250,000-token multilingual vocabularies, are 17-35 MB; parsing one takes several
+# times its size in memory, so a file far beyond that is refused before the tokenizer reads it.
+MAX_TOKENIZER_BYTES = 128 * 2**20
+
 # Seconds to wait for the Hugging Face Hub before deciding we are offline (the quick check, and any connection)
 HUB_TIMEOUT = 4
 
@@ -100,8 +111,7 @@ def weight_files(source):
     index = source.path("model.safetensors.index.json")
     if os.path.exists(index):
         try:
-            with open(index, encoding="utf-8") as file:
-                shards = sorted(set(json.load(file)["weight_map"].values()))
+            shards = sorted(set(read_json(index, MAX_CONFIG_BYTES)["weight_map"].values()))
         except (OSError, ValueError) as error:
             raise UserError(f"Cannot read {index}: {first_line(error)}") from None
         except (KeyError, TypeError, AttributeError):
@@ -195,14 +205,90 @@ def read_config(directory, label):
     """Read config.json and check it (families.check_config): one line for anything the tool can't use."""
     path = os.path.join(directory, "config.json")
     try:
-        with open(path, encoding="utf-8") as file:
-            config = json.load(file)
+        config = read_json(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise UserError(f"{label} is not a model directory (no config.json).") from None
     except (OSError, ValueError) as error:
         raise UserError(f"Cannot read {path}: {error}") from None
     families.check_config(config, path, label)
     return config
+
+
+def read_json(path, most):
+    """
+    A JSON file's value, refused (ValueError) when the file is over `most` bytes, before
+    it is read, or nested too deeply for Python's parser (a RecursionError, not a crash).
+    """
+    with open(path, encoding="utf-8") as file:
+        size = os.fstat(file.fileno()).st_size
+        if size > most:
+            raise ValueError(f"it is {size:,} bytes; a model's is far smaller (this tool reads at most {most:,})")
+        try:
+            return json.load(file)
+        except RecursionError:
+            raise ValueError("it is nested too deeply to be a model's") from None
+
+
+def check_tokenizer_sizes(directory):
+    """Refuse, before the tokenizer reads them, tokenizer files over MAX_TOKENIZER_BYTES (see there)."""
+    for name in TOKENIZER_FILES[1:]:
+        path = os.path.join(directory, name)
+        try:
+            size = os.stat(path).st_size
+        except OSError:  # absent (or unreadable: the tokenizer says so)
+            continue
+        if size > MAX_TOKENIZER_BYTES:
+            raise UserError(f"Cannot read {path}: it is {size:,} bytes; this tool reads tokenizer files of at most "
+                            f"{MAX_TOKENIZER_BYTES:,}.")
+
+
+def weight_shapes(source):
+    """
+    {stored weight name: shape} from the weight files' headers alone (safetensors headers,
+    h5 dataset metadata), and the file's name for messages. An h5 dataset that stores
+    fewer bytes than its shape claims (unallocated or compressed: transformers writes
+    neither) is refused: reading it would make the claimed size out of nothing (a 200 KB
+    tf_model.h5 claiming (3e7, 32) took 11.6 GB).
+    """
+    form, paths = weight_files(source)
+    if form == "safetensors":
+        from safetensors import safe_open
+
+        shapes = {}
+        for path in paths:
+            try:
+                with safe_open(path, "np") as file:
+                    for key in file.keys():
+                        shapes[key] = tuple(file.get_slice(key).get_shape())
+            except Exception as error:
+                raise UserError(f"Cannot read {path}: {first_line(error)}") from None
+        return shapes, os.path.basename(paths[0]) if len(paths) == 1 else "the model.safetensors shards"
+    if form == "h5":
+        return _h5_shapes(paths[0]), "tf_model.h5"
+    return {}, None
+
+
+def _h5_shapes(path):
+    import h5py
+    import numpy as np
+
+    shapes = {}
+
+    def visit(name, item):
+        if not isinstance(item, h5py.Dataset) or item.shape is None:  # groups; null dataspaces hold nothing
+            return
+        claimed = int(np.prod(item.shape, dtype=np.int64)) * item.dtype.itemsize
+        if item.id.get_storage_size() < claimed:
+            raise UserError(f"Cannot read {path}: {name} claims {item.shape} ({claimed:,} bytes) but stores "
+                            f"{item.id.get_storage_size():,} (unallocated or compressed: not a transformers file).")
+        shapes[name] = tuple(item.shape)
+
+    try:
+        with h5py.File(path, "r") as file:
+            file.visititems(visit)
+    except (OSError, ValueError, KeyError) as error:
+        raise UserError(f"Cannot read {path}: {first_line(error)}") from None
+    return shapes
 
 
 def minilm_weights_path():

@@ -400,3 +400,137 @@ def test_fuzz_summary():
     pairs = [("refused by characters", "within the character bound"), ("too many fill-ins", "fill-ins within bounds")]
     for one, other in pairs:  # each property test that ran saw both of its outcomes
         assert (FUZZ_MESSAGES[one] > 0) == (FUZZ_MESSAGES[other] > 0), (one, other)
+
+
+# hostile model folders: configs and tokenizers ----------------------------------------------
+
+# Config keys of a BERT and a GPT-2 checkpoint that a hostile or broken config.json may change, and values
+# of every JSON type, including sizes that would be memory bombs (the weights on disk are tiny)
+HOSTILE_KEYS = {
+    "bert": ["vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+             "max_position_embeddings", "type_vocab_size", "hidden_act", "hidden_dropout_prob",
+             "attention_probs_dropout_prob", "layer_norm_eps", "id2label", "label2id", "problem_type",
+             "position_embedding_type", "pad_token_id", "model_type", "is_decoder", "architectures"],
+    "gpt2": ["vocab_size", "n_embd", "n_layer", "n_head", "n_inner", "n_positions", "activation_function",
+             "attn_pdrop", "resid_pdrop", "layer_norm_epsilon", "id2label", "bos_token_id", "eos_token_id",
+             "scale_attn_by_inverse_layer_idx", "model_type"],
+}
+HOSTILE_VALUES = st.one_of(
+    st.none(), st.booleans(), st.integers(-3, 70), st.sampled_from([100_000, 40_000_000, 10**9, 2**63]),
+    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=6),
+    st.sampled_from(["gelu", "relu", "evil", "bert", "gpt2", "t5", "relative_key", "x"]),
+    st.lists(st.integers(0, 3), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(0, 3), max_size=2),
+)
+HOSTILE = collections.Counter()
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2(tmp_path_factory):
+    from tiny_models import build_model_dir
+
+    return build_model_dir(str(tmp_path_factory.mktemp("tiny_gpt2")), "gpt2", weights="safetensors", seed=11)
+
+
+@given(family=st.sampled_from(["bert", "gpt2"]), data=st.data())
+@settings(max_examples=40, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_hostile_configs_run_or_fail_in_one_line(family, data, tiny_h5, tiny_gpt2, tmp_path_factory):
+    """
+    A config.json with any keys changed to any JSON values: the run either works or fails
+    with exactly one line, never a traceback, and sizes the weights don't have are refused
+    before the model is built (no memory bomb: 100,000 layers or 40 million words over a tiny
+    checkpoint fail in about a second).
+    """
+    import json
+
+    changes = data.draw(st.dictionaries(st.sampled_from(HOSTILE_KEYS[family]), HOSTILE_VALUES, min_size=1,
+                                        max_size=3), label="changes")
+    place = tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp(), prefix="hostile")  # a new name: no cached model
+    try:
+        model_dir = shutil.copytree(tiny_h5 if family == "bert" else tiny_gpt2, os.path.join(place, "model"))
+        with open(os.path.join(model_dir, "config.json")) as file:
+            config = json.load(file)
+        with open(os.path.join(model_dir, "config.json"), "w") as file:
+            json.dump({**config, **changes}, file)
+        text = "The cat sat on the [MASK]." if family == "bert" else "The cat sat on the"
+        run = call_main([text, "--model", model_dir, "--output-dir", os.path.join(place, "out"), "--no-html"])
+        assert "Traceback" not in run.stderr, run
+        if run.status == 0:
+            HOSTILE["config: ran"] += 1
+            assert len(run.stdout.splitlines()) == 3, run
+            sizes = {key: value for key, value in changes.items() if key in ("num_hidden_layers", "n_layer",
+                                                                             "vocab_size", "hidden_size", "n_embd")}
+            assert all(value == config[key] for key, value in sizes.items()), (changes, run)
+        else:
+            HOSTILE["config: refused"] += 1
+            assert run.status == 1 and run.stdout == "" and len(run.stderr.splitlines()) == 1, run
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
+VOCAB_OPERATIONS = st.lists(st.one_of(
+    st.tuples(st.just("drop"), st.integers(0, 200)), st.tuples(st.just("append"), st.text("abcxyz", min_size=1,
+                                                                                          max_size=5)),
+    st.tuples(st.just("duplicate"), st.integers(0, 200)), st.tuples(st.just("blank"), st.integers(0, 200)),
+    st.just(("empty", 0)),
+), min_size=1, max_size=4)
+
+
+@given(operations=VOCAB_OPERATIONS, declared=st.booleans())
+@settings(max_examples=30, deadline=None, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+def test_hostile_vocab_txt_runs_or_fails_in_one_line(operations, declared, tiny_h5, tmp_path_factory):
+    """
+    A BERT vocab.txt (no tokenizer.json) with lines dropped, added, duplicated or blanked:
+    one line or a run, never a traceback; and a run never happens with [UNK] or [MASK] gone
+    (the tokenizer would crash, or every id after [MASK] would be shifted) or with more
+    lines than the model's vocab_size.
+    """
+    import json
+
+    place = tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp(), prefix="vocab")
+    try:
+        model_dir = shutil.copytree(tiny_h5, os.path.join(place, "model"))
+        os.remove(os.path.join(model_dir, "tokenizer.json"))
+        if not declared:  # an older checkpoint: tokenizer_config.json places no token
+            path = os.path.join(model_dir, "tokenizer_config.json")
+            with open(path) as file:
+                tokenizer_config = json.load(file)
+            tokenizer_config.pop("added_tokens_decoder", None)
+            with open(path, "w") as file:
+                json.dump(tokenizer_config, file)
+        with open(os.path.join(model_dir, "vocab.txt")) as file:
+            lines = file.read().splitlines()
+        for operation, value in operations:
+            if operation == "empty":
+                lines = []
+            elif operation == "append":
+                lines.append(value)
+            elif lines and operation == "drop":
+                del lines[value % len(lines)]
+            elif lines and operation == "duplicate":
+                lines.append(lines[value % len(lines)])
+            elif lines and operation == "blank":
+                lines[value % len(lines)] = ""
+        with open(os.path.join(model_dir, "vocab.txt"), "w") as file:
+            file.write("".join(line + "\n" for line in lines))
+        run = call_main(["The cat sat on the [MASK].", "--model", model_dir, "--output-dir",
+                         os.path.join(place, "out"), "--no-html"])
+        assert "Traceback" not in run.stderr, run
+        if run.status == 0:
+            HOSTILE["vocab: ran"] += 1
+            assert "[UNK]" in lines and "[MASK]" in lines and len(set(lines)) <= 94, (operations, run)
+            assert len(run.stdout.splitlines()) == 3, run
+        else:
+            HOSTILE["vocab: refused"] += 1
+            assert run.status == 1 and run.stdout == "" and len(run.stderr.splitlines()) == 1, run
+    finally:
+        shutil.rmtree(place, ignore_errors=True)
+
+
+def test_hostile_summary():
+    """Runs after the two tests above: each saw runs and refusals."""
+    if not HOSTILE:
+        pytest.skip("the hostile-model tests did not run in this session")
+    print(f"\nhostile models: {dict(HOSTILE)}")
+    assert all(HOSTILE[f"{kind}: {outcome}"] > 0 for kind in ("config", "vocab") for outcome in ("ran", "refused"))
