@@ -240,7 +240,7 @@ def _analyse_batch(opened, tokenizer, requests):
     """One padded forward pass: (batch, P, L, H) pattern scores and (batch, 2, L, H) head measures."""
     lengths = [request.encoding["input_ids"].shape[1] for request in requests]
     n_max = max(lengths)
-    input_ids = np.full((len(requests), n_max), tokenizer.pad_token_id or 0, dtype=np.int32)
+    input_ids = np.full((len(requests), n_max), padding_id(opened), dtype=np.int32)
     attention_mask = np.zeros((len(requests), n_max), dtype=np.int32)  # 1 = token, 0 = padding
     token_type_ids = np.zeros((len(requests), n_max), dtype=np.int32)
     tokens, segments = [], []
@@ -262,6 +262,20 @@ def _analyse_batch(opened, tokenizer, requests):
     measures = patterns.head_measures(attentions, lengths)
     return (np.stack([scores[name] for name in patterns.PATTERNS], axis=1),
             np.stack([measures[name] for name in patterns.MEASURES], axis=1))
+
+
+def padding_id(opened):
+    """
+    The id padded positions get (they are masked out, but still go through the embedding
+    lookup): the model's own pad_token_id (RoBERTa-like families count positions from
+    it), else the tokenizer's, else 0; never an id at or past vocab_size, such as a pad
+    token added to the tokenizer after the vocabulary, which the lookup would refuse.
+    """
+    vocabulary = opened.network.config.vocab_size
+    for candidate in (opened.network.config.pad_token_id, opened.tokenizer.pad_token_id):
+        if isinstance(candidate, int) and 0 <= candidate < vocabulary:
+            return candidate
+    return 0
 
 
 def summary_figure(result):

@@ -7,7 +7,9 @@ own (padding must change nothing) and how sentences are cut into batches.
 
 import csv
 import io
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -328,3 +330,24 @@ def test_save_into_a_missing_directory_fails_before_the_model_loads(tiny_h5, tmp
     run = call_main(["--corpus", str(path), "--model", tiny_h5, "--output-dir", str(tmp_path / "out"),
                      "--save", str(tmp_path / "nowhere" / "c.npz")])
     assert_one_line_failure(run, f"Cannot write {tmp_path / 'nowhere'}: No such file or directory")
+
+
+def test_a_padding_token_past_the_vocabulary_is_not_used_for_padding(tiny_h5, tmp_path):
+    """A tokenizer whose pad token was added after the vocabulary (id >= vocab_size) still gets padded batches."""
+    import transformers
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_h5, model_dir)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(str(model_dir))
+    tokenizer.add_special_tokens({"pad_token": "<pad-added>"})
+    tokenizer.save_pretrained(str(model_dir))
+    config = json.loads((model_dir / "config.json").read_text())
+    assert tokenizer.pad_token_id >= config["vocab_size"]
+    text = "the cat sat on the mat .\na dog ran .\nit was big !\n"
+    run, out = corpus_run(tmp_path, str(model_dir), text, "--batch-size", "3", "--save", str(tmp_path / "c.npz"))
+    assert run.status == 0, run
+    saved = np.load(tmp_path / "c.npz", allow_pickle=False)
+    for index, sentence in enumerate(saved["sentences"].tolist()):
+        scores, _ = single_run_scores(str(model_dir), sentence)
+        for p, name in enumerate(patterns.PATTERNS):
+            np.testing.assert_allclose(saved["pattern_scores"][index, p], scores[name], atol=2e-5, err_msg=name)
