@@ -110,6 +110,10 @@ class Request:
     notes: list  # lines to tell the user (stderr in the CLI) once the text is known to be usable
     segments: list = None  # a sentence pair's segment id (0 or 1) per token; None for one sentence
 
+    def load(self):
+        """Load the model now (run() would): its failure then comes before any note is printed."""
+        return self.model.network
+
     def run(self, *, top_k=3, words=False, style=None):
         """Run the model once and return the AttentionRun (words=True merges word pieces)."""
         top_k, notes = self.checked_top_k(top_k)  # before the model runs: a refusal is quick

@@ -130,6 +130,7 @@ def main(argv=None):
             request = attention_run.prepare(text, args.model or MODEL, fallback_to_bundled=args.model is None)
             top_k, k_notes = request.checked_top_k(args.top_k)
             skipped = _prepare_outputs(args)
+            request.load()  # the model first: one that fails to load gets its one-line error only
             for note in request.notes + k_notes + skipped:
                 _notice(note)
 

@@ -471,3 +471,15 @@ def test_words_and_rollout_in_each_family(family, checkpoint, tmp_path):
     else:  # the mask's word position, though pieces before it were merged
         assert tokens[position] in ("[MASK]", "<mask>") and payload(out / "attention.html")["tokens"] == tokens
     assert (out / "Attention_Rollout.png").exists()
+
+
+def test_a_model_that_fails_to_load_gets_its_one_line_only(checkpoint, tmp_path):
+    """The notes a text earns ("reading [MASK] as <mask>") wait until the model has loaded: a failure is one line."""
+    model_dir = tmp_path / "roberta"
+    shutil.copytree(checkpoint("roberta", "safetensors"), model_dir)
+    config = json.loads((model_dir / "config.json").read_text())
+    config["num_hidden_layers"] += 1  # the weights hold one layer fewer than the config says
+    (model_dir / "config.json").write_text(json.dumps(config))
+    run = call_main(["The cat sat on the [MASK].", "--model", str(model_dir), "--output-dir", str(tmp_path / "out")])
+    line = assert_one_line_failure(run)
+    assert "layers" in line and not line.startswith("Note:"), line
