@@ -20,6 +20,7 @@ Nothing here imports TensorFlow.
 """
 
 import codecs
+import os
 import re
 import unicodedata
 
@@ -92,6 +93,21 @@ _SEQ2SEQ = ("t5", "mt5", "umt5", "bart", "mbart", "marian", "pegasus", "led", "b
             "encoder-decoder", "prophetnet", "fsmt", "m2m_100", "nllb-moe", "longt5", "switch_transformers")
 
 
+def transformers_environment():
+    """
+    Set transformers' and TensorFlow's switches before transformers is first imported
+    (anywhere: this module reads its model mappings, model_loading its classes). Where
+    torch is installed too (Colab, Kaggle, many laptops) transformers would import it,
+    seconds and hundreds of MB for nothing: USE_TF/USE_TORCH make it use TensorFlow only.
+    Also: no oneDNN / CUDA / CPU-feature lines, Keras 2 (tf-keras) for transformers' TF
+    models, no advisory warnings.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ["USE_TF"], os.environ["USE_TORCH"] = "1", "0"
+
+
 def model_class(config):
     """
     (TF class name, MASKED or CAUSAL) for a config dict, or a one-line UserError.
@@ -100,6 +116,7 @@ def model_class(config):
     masked-LM class, unless the config says it is a decoder (is_decoder, or its
     architectures name the causal class).
     """
+    transformers_environment()
     with timing.phase("imports"):
         from transformers.models.auto import modeling_tf_auto as auto
 
@@ -180,6 +197,7 @@ def config_object(config, label):
     (GPT-2's n_layer as num_hidden_layers ...). What its constructor rejects (id2label
     that is not a dict, an unknown problem_type ...) is a one-line UserError naming config.json.
     """
+    transformers_environment()
     with timing.phase("imports"):
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
         from transformers.utils import logging
@@ -229,6 +247,7 @@ def check_weights_fit(config, shapes, where, label):
 
 def _attribute_map(model_type):
     """The family's names for the standard config keys (GPT-2: n_head for num_attention_heads ...)."""
+    transformers_environment()
     with timing.phase("imports"):
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 

@@ -41,12 +41,7 @@ def import_transformers(tensorflow=True):
     Import transformers (and TensorFlow, unless tensorflow=False: the tokenizer
     needs none) without their log noise on the user's terminal.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # no oneDNN / CUDA / CPU-feature lines
-    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # transformers' TF models need Keras 2 (tf-keras)
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    # Where torch is installed too (Colab, Kaggle, many laptops) transformers would import it (seconds
-    # and hundreds of MB for nothing): its own switches make it use TensorFlow only
-    os.environ["USE_TF"], os.environ["USE_TORCH"] = "1", "0"
+    families.transformers_environment()  # TensorFlow only (not torch where it is installed too), quietly
     with timing.phase("imports"):
         return _import_transformers(tensorflow)
 

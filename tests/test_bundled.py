@@ -173,10 +173,12 @@ def test_with_torch_installed_for_real_nothing_imports_it(tmp_path):
     found = subprocess.run([TORCH_VENV_PYTHON, "-c", "import torch; print(torch.__version__)"], capture_output=True,
                            text=True, timeout=120)
     assert found.returncode == 0, found.stderr  # torch is there, and importable
+    # A user's environment: not the switches this test process may have set when it imported transformers
+    env = {key: value for key, value in os.environ.items() if key not in ("USE_TF", "USE_TORCH", "USE_JAX")}
     result = subprocess.run(
         [TORCH_VENV_PYTHON, "-c", NO_TORCH_PROBE, "The cat sat on the [MASK].", "--model", "bundled",
          "--output-dir", str(tmp_path), "--no-html"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True, text=True, timeout=300, cwd=ROOT, env=env,
     )
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.splitlines()) == 3
