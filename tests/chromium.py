@@ -24,6 +24,17 @@ def unavailable():
     return None
 
 
+def require():
+    """In a test: skip it where headless Chromium can't run, but fail under CI (CI=true), which must have it."""
+    import pytest
+
+    reason = unavailable()
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests cannot run under CI: {reason}")
+        pytest.skip(reason)
+
+
 def start(window="1400,1000", profile=None, logs=False, scale=None):
     """
     A selenium Chrome driver for headless Chromium. window: "width,height"; profile: a

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, assert_one_line_failure, call_main
 from safetensors.numpy import load_file
-from test_viewer import _browser_unavailable, assert_no_console_errors, assert_no_network_requests
+from test_viewer import assert_no_console_errors, assert_no_network_requests
 
 import attention_run
 import mask
@@ -251,11 +251,7 @@ HOST_PAGE = """<!DOCTYPE html>
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    reason = _browser_unavailable()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run under CI: {reason}")
-        pytest.skip(reason)
+    chromium.require()
     driver = chromium.start("1300,1000", profile=tmp_path_factory.mktemp("chromium-profile"), logs=True)
     try:
         yield driver

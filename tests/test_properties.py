@@ -6,6 +6,7 @@ then a short fuzz of whole command-line runs on a tiny model.
 
 import collections
 import os
+import pathlib
 import re
 import shutil
 import stat
@@ -486,21 +487,9 @@ def test_hostile_vocab_txt_runs_or_fails_in_one_line(operations, declared, tiny_
     (the tokenizer would crash, or every id after [MASK] would be shifted) or with more
     lines than the model's vocab_size.
     """
-    import json
+    from test_hostile_models import vocab_txt_only
 
-    place = tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp(), prefix="vocab")
-    try:
-        model_dir = shutil.copytree(tiny_h5, os.path.join(place, "model"))
-        os.remove(os.path.join(model_dir, "tokenizer.json"))
-        if not declared:  # an older checkpoint: tokenizer_config.json places no token
-            path = os.path.join(model_dir, "tokenizer_config.json")
-            with open(path) as file:
-                tokenizer_config = json.load(file)
-            tokenizer_config.pop("added_tokens_decoder", None)
-            with open(path, "w") as file:
-                json.dump(tokenizer_config, file)
-        with open(os.path.join(model_dir, "vocab.txt")) as file:
-            lines = file.read().splitlines()
+    def edit(lines):
         for operation, value in operations:
             if operation == "empty":
                 lines = []
@@ -512,8 +501,14 @@ def test_hostile_vocab_txt_runs_or_fails_in_one_line(operations, declared, tiny_
                 lines.append(lines[value % len(lines)])
             elif lines and operation == "blank":
                 lines[value % len(lines)] = ""
-        with open(os.path.join(model_dir, "vocab.txt"), "w") as file:
-            file.write("".join(line + "\n" for line in lines))
+        edited[:] = lines
+        return lines
+
+    edited = []
+    place = tempfile.mkdtemp(dir=tmp_path_factory.getbasetemp(), prefix="vocab")
+    try:
+        model_dir = vocab_txt_only(tiny_h5, pathlib.Path(place), edit, declared)
+        lines = edited
         run = call_main(["The cat sat on the [MASK].", "--model", model_dir, "--output-dir",
                          os.path.join(place, "out"), "--no-html"])
         assert "Traceback" not in run.stderr, run

@@ -273,17 +273,9 @@ def test_viewer_module_does_not_import_tensorflow():
 # ---------------------------------------------------------------------------
 
 
-def _browser_unavailable() -> str | None:
-    return chromium.unavailable()
-
-
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory):
-    reason = _browser_unavailable()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests cannot run under CI: {reason}")
-        pytest.skip(reason)
+    chromium.require()
     drv = chromium.start("1400,1000", profile=tmp_path_factory.mktemp("chromium-profile"), logs=True)
     drv.get("about:blank")
     try:
