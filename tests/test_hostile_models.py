@@ -48,21 +48,30 @@ def text_for(family):
     return MASKED_TEXT.replace("[MASK]", "<mask>") if family == "roberta" else MASKED_TEXT  # no "reading" note
 
 
-def damaged(source, tmp_path, **changes):
-    """A copy of `source` with config.json changed (a value of None removes the key)."""
+def edited_copy(source, tmp_path, name, edit):
+    """A copy of the model folder `source` whose JSON file `name` is edit(data) (edit changes data in place)."""
     target = str(tmp_path / "model")
     shutil.copytree(source, target)
-    path = os.path.join(target, "config.json")
+    path = os.path.join(target, name)
     with open(path) as file:
-        config = json.load(file)
-    for key, value in changes.items():
-        if value is None:
-            config.pop(key, None)
-        else:
-            config[key] = value
+        data = json.load(file)
+    edit(data)
     with open(path, "w") as file:
-        json.dump(config, file)
+        json.dump(data, file)
     return target
+
+
+def damaged(source, tmp_path, **changes):
+    """A copy of `source` with config.json changed (a value of None removes the key)."""
+
+    def change(config):
+        for key, value in changes.items():
+            if value is None:
+                config.pop(key, None)
+            else:
+                config[key] = value
+
+    return edited_copy(source, tmp_path, "config.json", change)
 
 
 def run(model_dir, text, tmp_path):
@@ -170,15 +179,12 @@ def test_an_intact_vocab_txt_still_reads(tiny_h5, tmp_path):
 
 def test_a_mask_token_missing_from_tokenizer_json_is_refused(tiny_h5, tmp_path):
     """[MASK] taken out of tokenizer.json: re-added, it gets the id of another token."""
-    model_dir = str(tmp_path / "model")
-    shutil.copytree(tiny_h5, model_dir)
-    path = os.path.join(model_dir, "tokenizer.json")
-    with open(path) as file:
-        data = json.load(file)
-    data["added_tokens"] = [token for token in data["added_tokens"] if token["content"] != "[MASK]"]
-    del data["model"]["vocab"]["[MASK]"]
-    with open(path, "w") as file:
-        json.dump(data, file)
+
+    def drop_mask(data):
+        data["added_tokens"] = [token for token in data["added_tokens"] if token["content"] != "[MASK]"]
+        del data["model"]["vocab"]["[MASK]"]
+
+    model_dir = edited_copy(tiny_h5, tmp_path, "tokenizer.json", drop_mask)
     line = refused(model_dir, MASKED_TEXT, tmp_path)
     assert "[MASK]" in line and ("its vocabulary also gives" in line or "tokenizer_config.json gives" in line), line
 
@@ -206,16 +212,14 @@ def test_added_tokens_past_vocab_size_are_refused_when_the_text_uses_them(family
 
 def test_a_larger_tokenizer_json_is_refused(family_models, tmp_path):
     """A byte-level BPE vocabulary with more tokens than the model has rows."""
-    model_dir = str(tmp_path / "model")
-    shutil.copytree(family_models("gpt2"), model_dir)
-    path = os.path.join(model_dir, "tokenizer.json")
-    with open(path) as file:
-        data = json.load(file)
-    vocab = data["model"]["vocab"]
-    for n in range(3):
-        vocab[f"Ġzebra{n}"] = len(vocab)
-    with open(path, "w") as file:
-        json.dump(data, file)
+    vocab = {}
+
+    def add_tokens(data):
+        vocab.update(data["model"]["vocab"])
+        for n in range(3):
+            data["model"]["vocab"][f"Ġzebra{n}"] = vocab[f"Ġzebra{n}"] = len(vocab)
+
+    model_dir = edited_copy(family_models("gpt2"), tmp_path, "tokenizer.json", add_tokens)
     line = refused(model_dir, CAUSAL_TEXT, tmp_path)
     assert f"doesn't fit the model: it has {len(vocab)} tokens, but config.json says the model knows 501" in line, line
 
