@@ -338,7 +338,7 @@ def hover(drv, element):
 
     # Scroll to the middle first, so the sticky controls bar cannot cover it.
     drv.execute_script("arguments[0].scrollIntoView({block: 'center', inline: 'nearest'})", element)
-    ActionChains(drv).move_to_element(element).perform()
+    ActionChains(drv, duration=0).move_to_element(element).perform()  # no 250 ms glide per move
 
 
 def hover_cell(drv, row, col):
@@ -352,7 +352,7 @@ def hover_cell(drv, row, col):
 def press(drv, key):
     from selenium.webdriver.common.action_chains import ActionChains
 
-    ActionChains(drv).send_keys(key).perform()
+    ActionChains(drv, duration=0).send_keys(key).perform()
 
 
 def selected(drv):
