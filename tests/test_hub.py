@@ -75,10 +75,10 @@ def run_mask(args, env, timeout=90):
                           env={**os.environ, **env}, timeout=timeout)
 
 
-def hub_env(url, tmp_path):
+def hub_env(url, tmp_path, read_timeout=3):
     # An empty cache, the Hub allowed, the stand-in as its address (and never through a proxy)
     return {"HF_HOME": str(tmp_path / "empty-cache"), "HF_HUB_OFFLINE": "0", "HF_ENDPOINT": url,
-            "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", "HF_HUB_DOWNLOAD_TIMEOUT": "3"}
+            "NO_PROXY": "127.0.0.1", "no_proxy": "127.0.0.1", "HF_HUB_DOWNLOAD_TIMEOUT": str(read_timeout)}
 
 
 def assert_fell_back(result):
@@ -94,7 +94,8 @@ def assert_fell_back(result):
 def test_a_hub_without_a_usable_answer_is_unreachable(behaviour, tmp_path):
     """The named model: one line within the timeout. The default model: the bundled one, with its note."""
     with local_hub(behaviour) as url:
-        env = hub_env(url, tmp_path)
+        # a server that never answers is waited for 1 s (each wait is a second of the suite's time)
+        env = hub_env(url, tmp_path, read_timeout=1 if behaviour == "hangs" else 3)
         # (the child's 90 s limit is below the server's 120 s: a run that waits for the answer fails the test)
         named = run_mask([DEFAULT_TEXT, "--model", "someone/some-bert", "--output-dir", str(tmp_path)], env)
         assert named.returncode == 1 and named.stdout == "", named
