@@ -340,15 +340,24 @@ def read_wordnet_glosses():
             yield sent
 
 
+# The folders of the `everyday` source: everyday_text/ (about 10,000 sentences, the
+# build V1 was trained on), and with --more-everyday also everyday_text_2/ (about
+# 12,000 more, written later: the build V3 was trained on; training/README.md, section 7)
+EVERYDAY_FOLDERS = ["everyday_text"]
+MORE_EVERYDAY_FOLDER = "everyday_text_2"
+
+
 def read_everyday():
-    """training/everyday_text/*.txt: everyday English sentences, one a line, written for
-    this project by its developers with an LLM's help (CC0).  Lines starting with # are
-    comments."""
-    root = Path(__file__).resolve().parent / "everyday_text"
-    files = sorted(root.glob("*.txt"))
-    if not files:
-        raise FileNotFoundError(root / "*.txt")
+    """training/<each of EVERYDAY_FOLDERS>/*.txt: everyday English sentences, one a line,
+    written for this project by its developers with an LLM's help (CC0).  Lines starting
+    with # are comments."""
+    files = []
+    for folder in EVERYDAY_FOLDERS:
+        root = Path(__file__).resolve().parent / folder
+        files += sorted(root.glob("*.txt")) or [root / "*.txt"]
     for path in files:
+        if not path.exists():
+            raise FileNotFoundError(path)
         for line in path.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
@@ -552,7 +561,11 @@ def main(argv=None) -> int:
                          "is a valid corpus)")
     ap.add_argument("--per-source", action="store_true", help="the default; kept for old command lines")
     ap.add_argument("--xz", action="store_true", help="compress the training file(s) with xz (lzma)")
+    ap.add_argument("--more-everyday", action="store_true",
+                    help=f"the everyday source also reads training/{MORE_EVERYDAY_FOLDER}/ (the build of V3)")
     args = ap.parse_args(argv)
+    if args.more_everyday:
+        EVERYDAY_FOLDERS.append(MORE_EVERYDAY_FOLDER)
 
     names = list(SOURCES) if args.sources == "all" else [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = [n for n in names if n not in SOURCES]
@@ -628,6 +641,7 @@ def main(argv=None) -> int:
         files["all"] = write("corpus_train", train)
     summary = {
         "sources": stats,
+        "everyday_folders": list(EVERYDAY_FOLDERS),
         "train_sentences": len(train),
         "heldout_sentences": len(heldout),
         "train_words": sum(len(s.split()) for s in train),
