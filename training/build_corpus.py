@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import bz2
 import csv
+import functools
 import hashlib
 import importlib.util
 import json
@@ -341,23 +342,24 @@ def read_wordnet_glosses():
 
 
 # The folders of the `everyday` source: everyday_text/ (about 10,000 sentences, the
-# build V1 was trained on), and with --more-everyday also everyday_text_2/ (about
-# 12,000 more, written later: the build V3 was trained on; training/README.md, section 7)
-EVERYDAY_FOLDERS = ["everyday_text"]
+# build V1 was trained on); with --more-everyday also everyday_text_2/ (about 12,000
+# more, written later: the build V3 was trained on; training/README.md, section 7)
+EVERYDAY_FOLDER = "everyday_text"
 MORE_EVERYDAY_FOLDER = "everyday_text_2"
 
 
-def read_everyday():
-    """training/<each of EVERYDAY_FOLDERS>/*.txt: everyday English sentences, one a line,
-    written for this project by its developers with an LLM's help (CC0).  Lines starting
-    with # are comments."""
+def read_everyday(folders=(EVERYDAY_FOLDER,)):
+    """training/<folder>/*.txt for each of `folders`: everyday English sentences, one a
+    line, written for this project by its developers with an LLM's help (CC0).  Lines
+    starting with # are comments."""
     files = []
-    for folder in EVERYDAY_FOLDERS:
+    for folder in folders:
         root = Path(__file__).resolve().parent / folder
-        files += sorted(root.glob("*.txt")) or [root / "*.txt"]
+        found = sorted(root.glob("*.txt"))
+        if not found:
+            raise FileNotFoundError(root / "*.txt")
+        files += found
     for path in files:
-        if not path.exists():
-            raise FileNotFoundError(path)
         for line in path.read_text(encoding="utf-8").splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
@@ -564,8 +566,7 @@ def main(argv=None) -> int:
     ap.add_argument("--more-everyday", action="store_true",
                     help=f"the everyday source also reads training/{MORE_EVERYDAY_FOLDER}/ (the build of V3)")
     args = ap.parse_args(argv)
-    if args.more_everyday:
-        EVERYDAY_FOLDERS.append(MORE_EVERYDAY_FOLDER)
+    everyday_folders = [EVERYDAY_FOLDER] + ([MORE_EVERYDAY_FOLDER] if args.more_everyday else [])
 
     names = list(SOURCES) if args.sources == "all" else [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = [n for n in names if n not in SOURCES]
@@ -577,6 +578,8 @@ def main(argv=None) -> int:
     stats: dict[str, dict] = {}
     for name in names:
         reader, is_sentence = SOURCES[name]
+        if name == "everyday":
+            reader = functools.partial(read_everyday, everyday_folders)
         raw = kept = words = 0
         try:
             for chunk in reader():
@@ -641,7 +644,7 @@ def main(argv=None) -> int:
         files["all"] = write("corpus_train", train)
     summary = {
         "sources": stats,
-        "everyday_folders": list(EVERYDAY_FOLDERS),
+        "everyday_folders": everyday_folders,
         "train_sentences": len(train),
         "heldout_sentences": len(heldout),
         "train_words": sum(len(s.split()) for s in train),
