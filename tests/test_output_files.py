@@ -235,10 +235,13 @@ def test_ctrl_c_at_the_prompt(tiny_h5, tmp_path):
 
 
 # Run mask.py in a child whose PNG encoder, on its 5th diagram, signals the test and then
-# takes 2 s: the test interrupts at that known point, long before the last of 72 diagrams
+# takes 2 s: the test interrupts at that known point, long before the last of 72 diagrams.
+# SIGHUP is set back to its default first, as in a terminal: the test runner itself may run
+# under nohup, whose ignored SIGHUP the child would inherit (and mask.py keeps ignored).
 SLOW_FIFTH_DIAGRAM = textwrap.dedent("""
-    import sys, threading, time
+    import signal, sys, threading, time
     import diagrams, mask
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     real, calls, lock = diagrams.png_bytes, [], threading.Lock()
     def png_bytes(pixels):
         with lock:
