@@ -21,6 +21,19 @@ from tiny_bert import build_bert_dir  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+# Re-executes Python with SIGINT, SIGTERM and SIGHUP at their defaults, as a terminal starts
+# it: the test runner may run as a background job (SIGINT ignored) or under nohup (SIGHUP
+# ignored), an ignored signal stays ignored across exec, and mask.py keeps it ignored.
+_DEFAULT_SIGNALS = ("import os, signal, sys\n"
+                    "for name in ('SIGINT', 'SIGTERM', 'SIGHUP'):\n"
+                    "    signal.signal(getattr(signal, name), signal.SIG_DFL)\n"
+                    "os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+
+
+def with_default_signals(*args):
+    """`python *args` as a command line whose signals are a terminal's: for tests that send it one."""
+    return [sys.executable, "-c", _DEFAULT_SIGNALS, *args]
+
 
 @pytest.fixture(scope="session")
 def tiny_h5(tmp_path_factory):

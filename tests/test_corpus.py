@@ -18,7 +18,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import ROOT, assert_one_line_failure, call_main, leftovers, model_outputs
+from conftest import ROOT, assert_one_line_failure, call_main, leftovers, model_outputs, with_default_signals
 from PIL import Image
 
 import attention_run
@@ -306,8 +306,8 @@ def test_sigint_mid_corpus_leaves_no_file(tiny_h5, tmp_path):
     ready = tmp_path / "ready"
     path = write(tmp_path, CORPUS)
     process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_SECOND_BATCH, str(ready), "--corpus", str(path), "--model", tiny_h5,
-         "--output-dir", str(out), "--batch-size", "2", "--save", str(tmp_path / "c.npz")],
+        with_default_signals("-c", SLOW_SECOND_BATCH, str(ready), "--corpus", str(path), "--model", tiny_h5,
+                             "--output-dir", str(out), "--batch-size", "2", "--save", str(tmp_path / "c.npz")),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
     )
     try:

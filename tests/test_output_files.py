@@ -18,7 +18,16 @@ import threading
 import types
 
 import pytest
-from conftest import ROOT, assert_complete_png, assert_one_line_failure, call_main, diagram_names, leftovers, side
+from conftest import (
+    ROOT,
+    assert_complete_png,
+    assert_one_line_failure,
+    call_main,
+    diagram_names,
+    leftovers,
+    side,
+    with_default_signals,
+)
 from PIL import Image
 
 import attention_run
@@ -221,7 +230,7 @@ def test_ctrl_c_while_writing_in_process(tiny_h5, tmp_path, monkeypatch):
 
 
 def start(args, **kwargs):
-    return subprocess.Popen([sys.executable, os.path.join(ROOT, "mask.py"), *args], stdout=subprocess.PIPE,
+    return subprocess.Popen(with_default_signals(os.path.join(ROOT, "mask.py"), *args), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, **kwargs)
 
 
@@ -236,12 +245,9 @@ def test_ctrl_c_at_the_prompt(tiny_h5, tmp_path):
 
 # Run mask.py in a child whose PNG encoder, on its 5th diagram, signals the test and then
 # takes 2 s: the test interrupts at that known point, long before the last of 72 diagrams.
-# SIGHUP is set back to its default first, as in a terminal: the test runner itself may run
-# under nohup, whose ignored SIGHUP the child would inherit (and mask.py keeps ignored).
 SLOW_FIFTH_DIAGRAM = textwrap.dedent("""
-    import signal, sys, threading, time
+    import sys, threading, time
     import diagrams, mask
-    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     real, calls, lock = diagrams.png_bytes, [], threading.Lock()
     def png_bytes(pixels):
         with lock:
@@ -270,8 +276,8 @@ def test_interrupt_while_writing_the_diagrams(signal_number, status, message, ma
     ready = tmp_path / "ready"
     text = "The turtle slowly moved across the road , then the cat sat on the mat and the dog ran to the [MASK] ."
     process = subprocess.Popen(
-        [sys.executable, "-c", SLOW_FIFTH_DIAGRAM, str(ready), text, "--model", many_heads, "--output-dir", str(out),
-         "--no-html"],
+        with_default_signals("-c", SLOW_FIFTH_DIAGRAM, str(ready), text, "--model", many_heads, "--output-dir",
+                             str(out), "--no-html"),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
     )
     try:
