@@ -35,7 +35,8 @@ Outputs (``--out DIR``):
   training_report.json   all figures (also written to ``--report`` if given)
 
 Corpus files are one sentence a line; FILE*N counts FILE N times (the default mix
-counts the everyday sentences 4 times).
+counts the everyday sentences 4 times); FILE*F with 0 < F < 1 keeps that share of its
+sentences, drawn with --seed (FILE*0.34: about a third).
 
 Examples (from the repository root):
   python training/train_bundled_model.py --out bundled_model
@@ -547,7 +548,7 @@ def main(argv=None):
     ap.add_argument("--vocab", default=None, help="vocab.txt (default: bundled_model/vocab.txt, else the package's)")
     ap.add_argument("--corpus", nargs="+", default=DEFAULT_CORPUS,
                     help="one or more .txt or .txt.xz files, one sentence a line (concatenated); "
-                         "FILE*N counts FILE N times")
+                         "FILE*N counts FILE N times; FILE*F (0 < F < 1) keeps that share of its sentences")
     ap.add_argument("--heldout", default=None,
                     help="held-out sentences (default: corpus_heldout.txt[.xz] beside the first --corpus)")
     ap.add_argument("--cloze", nargs="*", default=[str(p) for p in CLOZE_FILES],
@@ -602,10 +603,13 @@ def main(argv=None):
 
     # --- data -------------------------------------------------------------
     t0 = time.time()
-    corpus = []                                           # (path, repeat)
+    corpus = []                                           # (path, repeat): int N, or a share 0 < F < 1
     for spec in args.corpus:
-        m = re.fullmatch(r"(.+)\*(\d+)", spec)
-        corpus.append((m.group(1), int(m.group(2))) if m else (spec, 1))
+        m = re.fullmatch(r"(.+)\*(\d+|0?\.\d+)", spec)
+        repeat = 1 if not m else int(m.group(2)) if m.group(2).isdigit() else float(m.group(2))
+        if not 0 < repeat:
+            ap.error(f"{spec}: the count after * must be above 0")
+        corpus.append((m.group(1) if m else spec, repeat))
     heldout_path = args.heldout
     if heldout_path is None:
         c = Path(corpus[0][0])
@@ -618,14 +622,17 @@ def main(argv=None):
     train, per_file = [], []
     for path, repeat in corpus:
         sents = [s for s in read_lines(path) if s not in held_set]
+        if isinstance(repeat, float):                     # a share: a fixed-seed sample, file order kept
+            keep = sorted(random.Random(args.seed).sample(range(len(sents)), round(repeat * len(sents))))
+            sents = [sents[i] for i in keep]
         enc = encode_all(tok, sents)
-        train += enc * repeat
+        train += enc * (1 if isinstance(repeat, float) else repeat)
         per_file.append({"file": str(path), "repeat": repeat, "sentences": len(sents),
                          "tokens": int(sum(len(e) for e in enc))})
     heldout = encode_all(tok, heldout_sents)
     lengths = np.array([len(s) for s in train])
     for f in per_file:
-        f["share_of_tokens_seen"] = round(f["tokens"] * f["repeat"] / int(lengths.sum()), 4)
+        f["share_of_tokens_seen"] = round(f["tokens"] * max(f["repeat"], 1) / int(lengths.sum()), 4)
     cloze = {Path(p).stem: read_cloze(p) for p in args.cloze}
     corpus_stats = {"corpus": [str(p) for p in args.corpus], "heldout_file": str(heldout_path),
                     "files": per_file,
