@@ -5,7 +5,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 from conftest import ROOT
@@ -93,8 +92,9 @@ def test_everyday_cloze_figures_are_the_shipped_weights(bundled):
 
 def test_offline_default_run_falls_back_with_one_line(tmp_path):
     """No network, empty Hugging Face cache, no --model: the bundled model answers, and says so once."""
+    # Port 9 on this machine refuses at once: a run that retried or waited on the network
+    # instead of falling back would run into the subprocess timeout (a hang guard, not a speed test).
     env = dict(os.environ, HF_HOME=str(tmp_path / "empty-cache"), HF_HUB_OFFLINE="0", HF_ENDPOINT="http://127.0.0.1:9")
-    start = time.monotonic()
     result = subprocess.run(
         [sys.executable, os.path.join(ROOT, "mask.py"), "I drank a cup of [MASK] this morning.",
          "--output-dir", str(tmp_path)],
@@ -106,7 +106,6 @@ def test_offline_default_run_falls_back_with_one_line(tmp_path):
     notes = [line for line in result.stderr.splitlines() if "bert-base-uncased" in line]
     assert len(notes) == 1 and "bundled offline model" in notes[0] and "network connection" in notes[0]
     assert len([n for n in os.listdir(tmp_path) if n.startswith("Attention_Layer")]) == 6 * 12
-    assert time.monotonic() - start < 60
 
 
 def test_named_hub_model_never_silently_swapped(tmp_path):
