@@ -341,11 +341,13 @@ def read_wordnet_glosses():
             yield sent
 
 
-# The folders of the `everyday` source: everyday_text/ (about 10,000 sentences, the
-# build V1 was trained on); with --more-everyday also everyday_text_2/ (about 12,000
-# more, written later: the build V3 was trained on; training/README.md, section 7)
+# The folders of the `everyday` source, one per batch written: everyday_text/ (about
+# 10,000 sentences, the build V1 was trained on); with --more-everyday (2 batches) also
+# everyday_text_2/ (about 12,000 more: the build V3 was trained on); with
+# --everyday-batches 3 also everyday_text_3/ (training/README.md, section 7)
 EVERYDAY_FOLDER = "everyday_text"
 MORE_EVERYDAY_FOLDER = "everyday_text_2"
+EVERYDAY_FOLDERS = [EVERYDAY_FOLDER, MORE_EVERYDAY_FOLDER, "everyday_text_3"]
 
 
 def read_everyday(folders=(EVERYDAY_FOLDER,)):
@@ -563,10 +565,12 @@ def main(argv=None) -> int:
                          "is a valid corpus)")
     ap.add_argument("--per-source", action="store_true", help="the default; kept for old command lines")
     ap.add_argument("--xz", action="store_true", help="compress the training file(s) with xz (lzma)")
-    ap.add_argument("--more-everyday", action="store_true",
-                    help=f"the everyday source also reads training/{MORE_EVERYDAY_FOLDER}/ (the build of V3)")
+    ap.add_argument("--everyday-batches", type=int, choices=range(1, len(EVERYDAY_FOLDERS) + 1), default=1,
+                    metavar="N", help=f"the everyday source reads the first N of {', '.join(EVERYDAY_FOLDERS)}")
+    ap.add_argument("--more-everyday", dest="everyday_batches", action="store_const", const=2,
+                    help=f"the same as --everyday-batches 2: also training/{MORE_EVERYDAY_FOLDER}/ (the build of V3)")
     args = ap.parse_args(argv)
-    everyday_folders = [EVERYDAY_FOLDER] + ([MORE_EVERYDAY_FOLDER] if args.more_everyday else [])
+    everyday_folders = EVERYDAY_FOLDERS[:args.everyday_batches]
 
     names = list(SOURCES) if args.sources == "all" else [s.strip() for s in args.sources.split(",") if s.strip()]
     unknown = [n for n in names if n not in SOURCES]
