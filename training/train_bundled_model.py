@@ -38,6 +38,9 @@ Corpus files are one sentence a line; FILE*N counts FILE N times (the default mi
 counts the everyday sentences 4 times); FILE*F with 0 < F < 1 keeps that share of its
 sentences, drawn with --seed (FILE*0.34: about a third).
 
+A long run can be stopped and finished later: --checkpoint-every N writes OUT/checkpoint.pt,
+and the same command with --resume continues from it to the same weights.
+
 Examples (from the repository root):
   python training/train_bundled_model.py --out bundled_model
   python training/train_bundled_model.py --steps 20 --eval-sentences 200 --out /tmp/smoke
@@ -540,6 +543,9 @@ def portable(value):
 # Main
 # ---------------------------------------------------------------------------
 
+# Options that may differ between a run and its --resume (they do not change what is trained).
+CHECKPOINT_FREE_OPTIONS = {"resume", "checkpoint_every", "max_minutes", "log_every", "report"}
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -574,6 +580,11 @@ def main(argv=None):
     ap.add_argument("--max-minutes", type=float, default=0, help="stop training early after this long (0: no limit)")
     ap.add_argument("--log-every", type=int, default=50)
     ap.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    ap.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                    help="every N steps, write OUT/checkpoint.pt (model, optimiser, schedule, data order, "
+                         "random states), so that --resume can finish a run that was stopped (0: never)")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue from OUT/checkpoint.pt; the run's other options must be the same")
     args = ap.parse_args(argv)
 
     init = Path(args.init) if args.init else default_package_file("model.safetensors")
@@ -584,6 +595,15 @@ def main(argv=None):
         return 0
     if not args.out:
         ap.error("--out is required for training")
+    checkpoint_path = Path(args.out) / "checkpoint.pt"
+    resumed = None
+    if args.resume:
+        if not checkpoint_path.exists():
+            ap.error(f"--resume: no {checkpoint_path}")
+        resumed = torch.load(checkpoint_path, weights_only=False)
+        changed = {k: (v, vars(args).get(k)) for k, v in resumed["args"].items() if vars(args).get(k) != v}
+        if changed:
+            ap.error(f"--resume: options differ from the checkpointed run's (was, now): {changed}")
 
     device = torch.device("cuda" if (args.device == "auto" and torch.cuda.is_available()) else
                           (args.device if args.device != "auto" else "cpu"))
@@ -692,7 +712,23 @@ def main(argv=None):
     ul_sum = torch.zeros((), device=device)   # sum of the copy-penalty term (--copy-penalty)
     stopped_early = False
     step = 0
-    for step in range(1, args.steps + 1):
+    resumed_at = []
+    if resumed:                               # the state at the end of step resumed["step"], exactly
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["opt"])
+        sched.load_state_dict(resumed["sched"])
+        rng.set_state(resumed["np_rng"])
+        torch.set_rng_state(resumed["torch_rng"])      # dropout
+        batches, epoch, step = resumed["batches"], resumed["epoch"], resumed["step"]
+        n_chosen, n_extra, step_times = resumed["n_chosen"], resumed["n_extra"], resumed["step_times"]
+        ul_sum += resumed["ul_sum"]
+        losses = [torch.tensor(x) for x in resumed["losses"]]
+        t_start -= resumed["train_seconds"]
+        resumed_at = resumed["resumed_at"] + [step]
+        report["evals"] = resumed["evals"]
+        print(f"resumed from {checkpoint_path} after step {step}", flush=True)
+    first_step = step + 1                     # 1, or the step after the checkpoint's
+    for step in range(first_step, args.steps + 1):
         if not batches:
             batches = batch_order(lengths, args.batch, rng)
             epoch += 1
@@ -731,8 +767,20 @@ def main(argv=None):
                   flush=True)
         if args.eval_every and step % args.eval_every == 0 and step != args.steps:
             run_eval(step)
-        if args.max_minutes and (time.time() - t_start) > args.max_minutes * 60:
-            print(f"stopping early at step {step}: --max-minutes {args.max_minutes} reached", flush=True)
+        stop = args.max_minutes and (time.time() - t_start) > args.max_minutes * 60 and step != args.steps
+        if stop or (args.checkpoint_every and step % args.checkpoint_every == 0 and step != args.steps):
+            Path(args.out).mkdir(parents=True, exist_ok=True)
+            state = {"step": step, "model": model.state_dict(), "opt": opt.state_dict(),
+                     "sched": sched.state_dict(), "np_rng": rng.get_state(), "torch_rng": torch.get_rng_state(),
+                     "batches": batches, "epoch": epoch, "n_chosen": n_chosen, "n_extra": n_extra,
+                     "step_times": step_times, "ul_sum": ul_sum.item(), "losses": [x.item() for x in losses],
+                     "train_seconds": time.time() - t_start, "resumed_at": resumed_at, "evals": report["evals"],
+                     "args": {k: v for k, v in vars(args).items() if k not in CHECKPOINT_FREE_OPTIONS}}
+            torch.save(state, checkpoint_path.with_suffix(".tmp"))
+            os.replace(checkpoint_path.with_suffix(".tmp"), checkpoint_path)   # never a half-written checkpoint
+        if stop:
+            print(f"stopping early at step {step}: --max-minutes {args.max_minutes} reached "
+                  f"(--resume continues from {checkpoint_path})", flush=True)
             stopped_early = True
             break
 
@@ -740,6 +788,7 @@ def main(argv=None):
     # Step time without the first steps (warm-up of allocators/kernels) and eval pauses.
     steady = step_times[min(5, len(step_times) - 1):] if step_times else [0.0]
     report.update({"steps_done": step, "stopped_early": stopped_early, "epochs_started": epoch,
+                   "resumed_after_steps": resumed_at,
                    "train_seconds": round(train_seconds, 1),
                    "seconds_per_step": round(float(np.mean(steady)), 4),
                    "seconds_per_step_median": round(float(np.median(steady)), 4),
@@ -760,6 +809,8 @@ def main(argv=None):
             print(f"  {'+' if it['hit'] else '-'}{'c' if it['copy'] else ' '} {it['sentence']}  ->  "
                   f"{', '.join(it['top3'])}", flush=True)
     n, size = save_trained(model, args.out, report)
+    if not stopped_early and checkpoint_path.exists():
+        checkpoint_path.unlink()                  # the run is complete: nothing left to resume
     print(f"wrote {args.out}/weights.safetensors ({n} tensors, {size / 2**20:.1f} MiB), "
           "config.json, training_report.json")
     if args.report:
