@@ -344,10 +344,11 @@ def read_wordnet_glosses():
 # The folders of the `everyday` source, one per batch written: everyday_text/ (about
 # 10,000 sentences, the build V1 was trained on); with --more-everyday (2 batches) also
 # everyday_text_2/ (about 12,000 more: the build V3 was trained on); with
-# --everyday-batches 3 also everyday_text_3/ (training/README.md, section 7)
+# --everyday-batches 3 also everyday_text_3/ (V6, V7); with 4 also everyday_text_4/, sentences
+# that put two related words side by side, against copying (training/README.md, section 7)
 EVERYDAY_FOLDER = "everyday_text"
 MORE_EVERYDAY_FOLDER = "everyday_text_2"
-EVERYDAY_FOLDERS = [EVERYDAY_FOLDER, MORE_EVERYDAY_FOLDER, "everyday_text_3"]
+EVERYDAY_FOLDERS = [EVERYDAY_FOLDER, MORE_EVERYDAY_FOLDER, "everyday_text_3", "everyday_text_4"]
 
 
 def read_everyday(folders=(EVERYDAY_FOLDER,)):
