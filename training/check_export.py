@@ -13,7 +13,9 @@ Two ways to run the merged model:
     runs in the app's own .venv.
 
 It also checks the export itself: exactly the 101 expected tensor names (6 layers x 16
-encoder tensors + 5 head tensors), fp16, nothing from the embedding block.
+encoder tensors + 5 head tensors), fp16, nothing else from the embedding block than,
+optionally, the retrained word-embedding rows (changed_rows: int32 token ids,
+changed_values: their fp16 values).
 
 Examples (from the repository root):
   /tmp/trainenv/bin/python training/check_export.py bundled_model
@@ -70,17 +72,30 @@ def package_file(name):
     return None
 
 
+# Optional (--train-rows): the retrained word-embedding rows, as token ids (int32) and values (fp16)
+CHANGED_ROWS = "bert.embeddings.word_embeddings.changed_rows"
+CHANGED_VALUES = "bert.embeddings.word_embeddings.changed_values"
+
+
 def check_names(trained: dict) -> None:
     expected = {f"bert.encoder.layer.{i}.{t}" for i in range(6) for t in LAYER_TENSORS} | set(HEAD_TENSORS)
+    rows = CHANGED_ROWS in trained or CHANGED_VALUES in trained
+    if rows:
+        expected |= {CHANGED_ROWS, CHANGED_VALUES}
     got = set(trained)
     if got != expected:
         raise SystemExit(f"unexpected tensor names: missing {sorted(expected - got)[:5]}, "
                          f"extra {sorted(got - expected)[:5]}")
-    bad = [k for k, v in trained.items() if v.dtype != np.float16]
+    bad = [k for k, v in trained.items() if v.dtype != (np.int32 if k == CHANGED_ROWS else np.float16)]
     if bad:
-        raise SystemExit(f"not fp16: {bad[:5]}")
-    n = sum(v.size for v in trained.values())
-    print(f"export OK: {len(trained)} tensors, {n / 1e6:.2f}M parameters, all fp16, no embeddings")
+        raise SystemExit(f"not fp16 (ids: int32): {bad[:5]}")
+    if rows:
+        ids, values = trained[CHANGED_ROWS], trained[CHANGED_VALUES]
+        if ids.ndim != 1 or values.shape != (len(ids), 384) or len(set(ids.tolist())) != len(ids):
+            raise SystemExit(f"changed rows: {ids.shape} ids (unique?) for values {values.shape}")
+    n = sum(v.size for k, v in trained.items() if k != CHANGED_ROWS)
+    print(f"export OK: {len(trained)} tensors, {n / 1e6:.2f}M parameters, all fp16, "
+          + (f"{len(trained[CHANGED_ROWS]):,} word-embedding rows" if rows else "no embeddings"))
 
 
 def merged_state(base_path, trained: dict) -> dict:
@@ -91,6 +106,10 @@ def merged_state(base_path, trained: dict) -> dict:
             continue
         k = k if k.startswith("bert.") else "bert." + k
         state[k] = v.astype(np.float32)
+    trained = dict(trained)
+    if CHANGED_ROWS in trained:                       # the retrained rows over MiniLM's matrix
+        words = state["bert.embeddings.word_embeddings.weight"]
+        words[trained.pop(CHANGED_ROWS)] = trained.pop(CHANGED_VALUES).astype(np.float32)
     state.update({k: v.astype(np.float32) for k, v in trained.items()})
     # HF keeps the decoder bias under a second name; the decoder weight is tied.
     state["cls.predictions.decoder.bias"] = state["cls.predictions.bias"]

