@@ -112,8 +112,7 @@ def bundled_copy_with_rows(tmp_path, ids, values):
 def test_changed_word_embedding_rows_replace_minilms_rows(tmp_path, monkeypatch):
     """
     Rows stored as ids + values replace those rows of MiniLM's matrix, in the first, a middle
-    and the last block that Rows reads; every other row is MiniLM's own. The decoder is tied,
-    so the same matrix scores the fill-ins.
+    and the last block that Rows reads; every other row is MiniLM's own.
     """
     from safetensors.numpy import load_file
 

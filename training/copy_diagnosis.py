@@ -50,9 +50,9 @@ def main(argv=None) -> int:
             ids = torch.tensor([tok.encode(sentence).ids])
             position = ids[0].tolist().index(vocab["[MASK]"])
             hidden = model.encode(ids, torch.ones_like(ids))[0, position]        # [H]
-            out = model.transform_ln(F.gelu(model.transform_dense(hidden)))   # t: [H]
+            out = model.head_vector(hidden)                                     # t: [H]
             logits = out @ words.t() + bias
-            logits[[0, 100, 101, 102, 103]] = float("-inf")                    # as fill_mask
+            logits[t.NEVER_FILL] = float("-inf")                                # as fill_mask
             order = logits.argsort(descending=True).tolist()
             first = inv_vocab[order[0]]
             known = [vocab[a] for a in answers if a in vocab]

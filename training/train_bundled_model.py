@@ -195,8 +195,11 @@ class MaskedLM(nn.Module):
             x = layer(x, mask, p)
         return x                                              # [B, T, H]
 
+    def head_vector(self, hidden):                            # hidden: [M, H] -> t: [M, H], scored by t @ E.T
+        return self.transform_ln(F.gelu(self.transform_dense(hidden)))
+
     def logits_at(self, hidden, word_weight=None):            # hidden: [M, H] -> [M, V]
-        t = self.transform_ln(F.gelu(self.transform_dense(hidden)))
+        t = self.head_vector(hidden)
         return t @ (self.word_weight() if word_weight is None else word_weight).t() + self.out_bias
 
     def forward(self, ids, attn, positions):
@@ -395,6 +398,10 @@ def heldout_accuracy(model, seqs, special, mask_id, vocab_size, device, batch=25
     return {"masked_tokens": n, "top1": top1 / max(n, 1), "top5": top5 / max(n, 1)}
 
 
+# Never offered as a fill-in: [PAD], [UNK], [CLS], [SEP], [MASK] (ids in bert-base-uncased's vocabulary)
+NEVER_FILL = [0, 100, 101, 102, 103]
+
+
 @torch.no_grad()
 def fill_mask(model, tok, inv_vocab, sentences, device, k=5):
     """Top-k single-token fill-ins for each sentence's [MASK]."""
@@ -407,8 +414,7 @@ def fill_mask(model, tok, inv_vocab, sentences, device, k=5):
         raise ValueError("every sentence needs exactly one [MASK]")
     with autocast(device):
         logits = model(ids.to(device), attn.to(device), tuple(p.to(device) for p in pos)).float()
-    # Never offer [PAD]/[UNK]/[CLS]/[SEP]/[MASK] (ids 0, 100-103) as a fill-in.
-    logits[:, [0, 100, 101, 102, 103]] = float("-inf")
+    logits[:, NEVER_FILL] = float("-inf")
     top = logits.topk(k, dim=-1).indices.cpu().tolist()
     return [[inv_vocab[i] for i in row] for row in top]
 
